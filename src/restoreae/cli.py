@@ -1,0 +1,223 @@
+"""The `restoreae` command: parses arguments and dispatches to the package's modules.
+
+No logic lives here. Each subcommand has an ``_add_<name>`` function declaring its arguments and a
+``_run_<name>`` function that imports the implementing module lazily (so ``--help`` is fast) and
+calls it. A :class:`~restoreae.errors.RestoreAEError` becomes ``error: <message>`` and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from restoreae.errors import RestoreAEError
+
+
+# --------------------------------------------------------------------------- build-data
+def _add_build_data(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("build-data", help="render the glyph corpus from installed CJK fonts")
+    p.add_argument("out", type=Path, help="corpus folder to create or complete")
+    p.add_argument("--size", type=int, default=224, help="glyph size in pixels (default 224)")
+    p.add_argument(
+        "--charset", default="gb2312-1", help="built-in charset name or a UTF-8 file of characters"
+    )
+    p.add_argument("--font", action="append", default=[], type=Path, help="extra font file")
+    p.add_argument("--font-dir", action="append", default=[], type=Path, help="extra font folder")
+    p.add_argument(
+        "--images", action="append", default=[], type=Path, help="folder root/<char>/<writer>.png"
+    )
+    p.add_argument("--no-system-fonts", action="store_true", help="use only --font/--font-dir")
+    p.add_argument("--reference-font", default=None, help="font file or writer id for reference")
+    p.add_argument("--traditional", action="store_true", help="reference in traditional forms")
+    p.add_argument("--val-writers", type=int, default=2, help="writer families for validation")
+    p.add_argument("--test-writers", type=int, default=2, help="writer families held out for test")
+    p.add_argument("--heldout-chars", type=float, default=0.05, help="fraction of chars held out")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=1, help="rendering processes")
+    p.set_defaults(func=_run_build_data)
+
+
+def _run_build_data(args: argparse.Namespace) -> int:
+    from restoreae.data.corpus import build_data_command
+
+    return build_data_command(args)
+
+
+# --------------------------------------------------------------------------- preview-damage
+def _add_preview_damage(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("preview-damage", help="write a clean | damaged grid PNG")
+    p.add_argument("--out", type=Path, default=Path("damage-preview.png"))
+    p.add_argument("--corpus", type=Path, default=None, help="corpus folder (default: render)")
+    p.add_argument("--config", type=Path, default=None, help="damage YAML config")
+    p.add_argument("--ops", default=None, help="comma-separated op names (default: all)")
+    p.add_argument("--rows", type=int, default=8)
+    p.add_argument("--size", type=int, default=128)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_run_preview_damage)
+
+
+def _run_preview_damage(args: argparse.Namespace) -> int:
+    from restoreae.damage.preview import preview_damage_command
+
+    return preview_damage_command(args)
+
+
+# --------------------------------------------------------------------------- models
+def _add_models(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("models", help="list registered models with parameters and GFLOPs")
+    p.add_argument("--size", type=int, default=224)
+    p.add_argument("--in-chans", type=int, default=2, choices=(1, 2))
+    p.add_argument("--format", choices=("table", "markdown", "json"), default="table")
+    p.set_defaults(func=_run_models)
+
+
+def _run_models(args: argparse.Namespace) -> int:
+    from restoreae.models.summary import models_command
+
+    return models_command(args)
+
+
+# --------------------------------------------------------------------------- train
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a model from a YAML config (also under torchrun)")
+    p.add_argument("-c", "--config", type=Path, required=True)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides")
+    p.add_argument("--resume", type=Path, default=None, help="checkpoint folder or state file")
+    p.add_argument("--eval-only", action="store_true")
+    p.set_defaults(func=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from restoreae.train.engine import train_command
+
+    return train_command(args)
+
+
+# --------------------------------------------------------------------------- eval
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="PSNR / SSIM / OCR readability against baselines")
+    p.add_argument("checkpoints", nargs="*", help="checkpoints or model names (none: baselines)")
+    p.add_argument("--data", type=Path, required=True, help="corpus folder")
+    p.add_argument(
+        "--split", default="heldout-writers", choices=("heldout-writers", "heldout-chars", "val")
+    )
+    p.add_argument("--damage", type=Path, default=None, help="damage YAML config")
+    p.add_argument("--out", type=Path, default=Path("eval-report"))
+    p.add_argument("--num", type=int, default=500, help="number of glyphs evaluated")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--no-ocr", action="store_true", help="skip the OCR readability judge")
+    p.add_argument("--no-baselines", action="store_true")
+    p.set_defaults(func=_run_eval)
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    from restoreae.evaluate.runner import eval_command
+
+    return eval_command(args)
+
+
+# --------------------------------------------------------------------------- restore
+def _add_restore(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("restore", help="restore image files or folders")
+    p.add_argument("inputs", nargs="+", type=Path)
+    p.add_argument("-o", "--output", type=Path, required=True)
+    p.add_argument("--char", default=None, help="the character shown (for the reference channel)")
+    p.add_argument("--chars-csv", type=Path, default=None, help="CSV with columns path,char")
+    p.add_argument("--model", default=None, help="model name or checkpoint (default: shipped)")
+    p.add_argument("--no-reference", action="store_true")
+    p.add_argument("--backend", choices=("torch", "onnx"), default="torch")
+    p.add_argument("--onnx", type=Path, default=None, help="ONNX file for --backend onnx")
+    p.add_argument("--polarity", choices=("auto", "dark-on-light", "light-on-dark"), default="auto")
+    p.add_argument("--side-by-side", action="store_true", help="also write input|restored PNGs")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=_run_restore)
+
+
+def _run_restore(args: argparse.Namespace) -> int:
+    from restoreae.restore.command import restore_command
+
+    return restore_command(args)
+
+
+# --------------------------------------------------------------------------- export
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="export a checkpoint to ONNX and check it")
+    p.add_argument("checkpoint", help="checkpoint path or 'default'")
+    p.add_argument("--onnx", type=Path, required=True)
+    p.add_argument("--opset", type=int, default=17)
+    p.set_defaults(func=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from restoreae.restore.export import export_command
+
+    return export_command(args)
+
+
+# --------------------------------------------------------------------------- serve
+def _add_serve(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="start the local web page")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--model", default=None)
+    p.set_defaults(func=_run_serve)
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from restoreae.web.app import serve_command
+
+    return serve_command(args)
+
+
+# --------------------------------------------------------------------------- demo
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="restore the bundled samples and write a side-by-side PNG")
+    p.add_argument("--out", type=Path, default=Path("demo-output"))
+    p.set_defaults(func=_run_demo)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from restoreae.restore.demo import demo_command
+
+    return demo_command(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from restoreae import __version__
+
+    parser = argparse.ArgumentParser(prog="restoreae", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"restoreae {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (
+        _add_build_data,
+        _add_preview_damage,
+        _add_models,
+        _add_train,
+        _add_eval,
+        _add_restore,
+        _add_export,
+        _add_serve,
+        _add_demo,
+    ):
+        add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except RestoreAEError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
