@@ -102,7 +102,9 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--split", default="heldout-writers", choices=("heldout-writers", "heldout-chars", "val")
     )
-    p.add_argument("--damage", type=Path, default=None, help="damage YAML config")
+    p.add_argument(
+        "--damage", default=None, help="damage YAML config or preset (seed, real); default: seed"
+    )
     p.add_argument("--out", type=Path, default=Path("eval-report"))
     p.add_argument("--num", type=int, default=500, help="number of glyphs evaluated")
     p.add_argument("--batch-size", type=int, default=64)
@@ -110,6 +112,8 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--no-ocr", action="store_true", help="skip the OCR readability judge")
     p.add_argument("--no-baselines", action="store_true")
+    p.add_argument("--no-per-op", action="store_true", help="skip the one-op-at-a-time sets")
+    p.add_argument("--no-latency", action="store_true", help="skip the CPU latency timing")
     p.set_defaults(func=_run_eval)
 
 
@@ -121,17 +125,29 @@ def _run_eval(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- restore
 def _add_restore(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("restore", help="restore image files or folders")
-    p.add_argument("inputs", nargs="+", type=Path)
-    p.add_argument("-o", "--output", type=Path, required=True)
+    p = sub.add_parser(
+        "restore",
+        help="restore image files or folders",
+        description="Restore images of single characters (PNG/JPEG/TIFF/BMP/WebP, any polarity). "
+        "Outputs keep the input's name, size and polarity (16-bit inputs are written as 8-bit). "
+        "Exit status 1 if any input failed.",
+    )
+    p.add_argument("inputs", nargs="+", type=Path, help="image files or folders (recursive)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output folder")
     p.add_argument("--char", default=None, help="the character shown (for the reference channel)")
-    p.add_argument("--chars-csv", type=Path, default=None, help="CSV with columns path,char")
+    p.add_argument(
+        "--chars-csv", type=Path, default=None, help="CSV with columns path,char (path or file name)"
+    )
     p.add_argument("--model", default=None, help="model name or checkpoint (default: shipped)")
-    p.add_argument("--no-reference", action="store_true")
+    p.add_argument("--no-reference", action="store_true", help="leave the reference channel empty")
     p.add_argument("--backend", choices=("torch", "onnx"), default="torch")
     p.add_argument("--onnx", type=Path, default=None, help="ONNX file for --backend onnx")
     p.add_argument("--polarity", choices=("auto", "dark-on-light", "light-on-dark"), default="auto")
-    p.add_argument("--side-by-side", action="store_true", help="also write input|restored PNGs")
+    p.add_argument(
+        "--side-by-side",
+        action="store_true",
+        help="also write NAME.compare.png (input | reference | restored)",
+    )
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=_run_restore)
@@ -148,7 +164,7 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="export a checkpoint to ONNX and check it")
     p.add_argument("checkpoint", help="checkpoint path or 'default'")
     p.add_argument("--onnx", type=Path, required=True)
-    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
     p.set_defaults(func=_run_export)
 
 
@@ -161,9 +177,23 @@ def _run_export(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- serve
 def _add_serve(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="start the local web page")
-    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)"
+    )
     p.add_argument("--port", type=int, default=8765)
-    p.add_argument("--model", default=None)
+    p.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="[NAME=]PATH",
+        help="checkpoint offered in the page (repeatable; the shipped default is always listed)",
+    )
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--max-upload-mb", type=float, default=10.0, help="limit per file (default 10)")
+    p.add_argument("--max-files", type=int, default=16, help="files per request (default 16)")
+    p.add_argument(
+        "--log-level", default="info", choices=("critical", "error", "warning", "info", "debug")
+    )
     p.set_defaults(func=_run_serve)
 
 

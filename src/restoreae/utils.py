@@ -28,6 +28,9 @@ def atomic_write(path: str | os.PathLike, data: bytes | Callable[[Path], None]) 
         else:
             os.close(fd)
             data(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -1,0 +1,250 @@
+"""Damage configuration and the numpy damage pipeline.
+
+A :class:`DamageConfig` names a pool of ops, how many of them each image gets (``k``: a number,
+or ``[lo, hi]`` for a random count) and per-op parameter overrides. :class:`DamagePipeline` picks
+``k`` distinct ops of the pool per image and applies them in random order.
+
+YAML form::
+
+    ops: [erode_dilate, rectangles, blur, blob_noise]
+    k: 3
+    params:
+      blur: {kernel: [3, 11]}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from restoreae.damage.registry import get_damage_op, list_damage_ops
+from restoreae.errors import ConfigError
+
+#: The seed's pool (RestoreAE-Zi: "3 of 4"); ``polygons`` is available but not in it.
+SEED_OPS: tuple[str, ...] = ("erode_dilate", "rectangles", "blur", "blob_noise")
+#: Real stone/paper damage added by restoreae.
+REAL_WORLD_OPS: tuple[str, ...] = (
+    "weathering",
+    "cracks",
+    "missing_chunk",
+    "rubbing_grain",
+    "ink_bleed",
+    "low_contrast",
+)
+#: Built-in configs by name (mirrored by ``configs/damage/<name>.yaml``).
+PRESETS: dict[str, dict[str, Any]] = {
+    "seed": {"ops": list(SEED_OPS), "k": 3},
+    "real": {"ops": [*SEED_OPS, "polygons", *REAL_WORLD_OPS], "k": [2, 4]},
+}
+
+_KEYS = ("ops", "k", "params")
+
+
+def _normalise_value(where: str, default: Any, value: Any) -> Any:
+    """Check an override against the default's form: a number or a ``[lo, hi]`` range."""
+
+    def is_num(v: Any) -> bool:
+        return isinstance(v, int | float) and not isinstance(v, bool)
+
+    if isinstance(default, tuple):
+        if is_num(value):
+            return value
+        if isinstance(value, list | tuple) and len(value) == 2 and all(map(is_num, value)):
+            if value[0] > value[1]:
+                raise ConfigError(f"{where}: range {list(value)} has lo > hi")
+            return tuple(value)
+        raise ConfigError(f"{where}: expected a number or [lo, hi], got {value!r}")
+    if is_num(default):
+        if not is_num(value):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return value
+    return value
+
+
+@dataclasses.dataclass
+class DamageConfig:
+    """Damage pool: ``ops`` (registered names), ``k`` ops per image (int or ``(lo, hi)``
+    inclusive), ``params`` (op name -> {param: value} overrides of the op's defaults)."""
+
+    ops: list[str] = dataclasses.field(default_factory=lambda: list(SEED_OPS))
+    k: int | tuple[int, int] = 3
+    params: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    # ---------------------------------------------------------------- validation / resolution
+    def validate(self, where: str = "damage") -> None:
+        """Raise :class:`ConfigError` naming the key of any problem (``where`` prefixes it)."""
+        if isinstance(self.ops, str) or not isinstance(self.ops, Sequence) or not self.ops:
+            raise ConfigError(f"{where}.ops: expected a non-empty list of op names")
+        known = list_damage_ops()
+        for name in self.ops:
+            if name not in known:
+                raise ConfigError(
+                    f"{where}.ops: unknown damage op {name!r} (known: {', '.join(known)})"
+                )
+        if len(set(self.ops)) != len(self.ops):
+            raise ConfigError(f"{where}.ops: duplicate op names in {list(self.ops)}")
+        self.ops = list(self.ops)
+        k = self.k
+        if isinstance(k, list | tuple):
+            if len(k) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in k):
+                raise ConfigError(f"{where}.k: expected an integer or [lo, hi], got {k!r}")
+            lo, hi = k
+            self.k = (lo, hi) if lo != hi else lo
+        elif isinstance(k, int) and not isinstance(k, bool):
+            lo, hi = k, k
+        else:
+            raise ConfigError(f"{where}.k: expected an integer or [lo, hi], got {k!r}")
+        if lo < 1 or lo > hi:
+            raise ConfigError(f"{where}.k: {k!r} must be >= 1 (and lo <= hi)")
+        if hi > len(self.ops):
+            raise ConfigError(f"{where}.k: {k!r} is more than the {len(self.ops)} ops in the pool")
+        if not isinstance(self.params, Mapping):
+            raise ConfigError(f"{where}.params: expected a mapping op -> {{param: value}}")
+        clean: dict[str, dict[str, Any]] = {}
+        for op_name, overrides in self.params.items():
+            if op_name not in known:
+                raise ConfigError(
+                    f"{where}.params.{op_name}: unknown damage op (known: {', '.join(known)})"
+                )
+            if overrides is None:
+                overrides = {}
+            if not isinstance(overrides, Mapping):
+                raise ConfigError(f"{where}.params.{op_name}: expected a mapping param -> value")
+            defaults = get_damage_op(op_name).defaults
+            clean[op_name] = {}
+            for key, value in overrides.items():
+                if key not in defaults:
+                    raise ConfigError(
+                        f"{where}.params.{op_name}.{key}: unknown parameter of {op_name} "
+                        f"(known: {', '.join(defaults)})"
+                    )
+                loc = f"{where}.params.{op_name}.{key}"
+                clean[op_name][key] = _normalise_value(loc, defaults[key], value)
+        self.params = clean
+
+    @property
+    def k_range(self) -> tuple[int, int]:
+        """``(lo, hi)`` number of ops per image, inclusive."""
+        return (self.k, self.k) if isinstance(self.k, int) else self.k
+
+    def op_params(self, name: str) -> dict[str, Any]:
+        """All parameters of op ``name``: its defaults updated by this config's overrides."""
+        return {**get_damage_op(name).defaults, **self.params.get(name, {})}
+
+    # ---------------------------------------------------------------------------- loading
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None, where: str = "damage") -> DamageConfig:
+        """Build from a mapping with keys ``ops``, ``k``, ``params`` (all optional)."""
+        data = dict(data or {})
+        unknown = [key for key in data if key not in _KEYS]
+        if unknown:
+            raise ConfigError(f"{where}.{unknown[0]}: unknown key (expected one of {_KEYS})")
+        cfg = cls.__new__(cls)
+        cfg.ops = data.get("ops", list(SEED_OPS))
+        cfg.k = data.get("k", 3)
+        cfg.params = data.get("params") or {}
+        cfg.validate(where)
+        return cfg
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike) -> DamageConfig:
+        """Load a YAML file; errors name the file and the key."""
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read damage config ({exc.strerror})") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: invalid YAML ({exc})") from exc
+        if data is not None and not isinstance(data, Mapping):
+            raise ConfigError(f"{path}: expected a mapping with keys {_KEYS}")
+        return cls.from_dict(data, where=str(path))
+
+    @classmethod
+    def preset(cls, name: str) -> DamageConfig:
+        """A built-in config: ``seed`` (the seed's 3 of 4) or ``real`` (all ops, 2-4 each)."""
+        if name not in PRESETS:
+            raise ConfigError(f"unknown damage preset {name!r} (known: {', '.join(PRESETS)})")
+        return cls.from_dict(PRESETS[name], where=f"preset {name}")
+
+    @classmethod
+    def load(cls, name_or_path: str | os.PathLike | None) -> DamageConfig:
+        """A preset name (``seed``, ``real``), a YAML path, or None for the seed default."""
+        if name_or_path is None:
+            return cls()
+        if isinstance(name_or_path, str) and name_or_path in PRESETS:
+            return cls.preset(name_or_path)
+        return cls.from_yaml(name_or_path)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-YAML form (lists instead of tuples); ``from_dict(to_dict())`` round-trips."""
+
+        def plain(v: Any) -> Any:
+            return list(v) if isinstance(v, tuple) else v
+
+        return {
+            "ops": list(self.ops),
+            "k": plain(self.k),
+            "params": {
+                op: {key: plain(v) for key, v in kv.items()} for op, kv in self.params.items()
+            },
+        }
+
+
+class DamagePipeline:
+    """Numpy damage: ``pipeline(img, rng) -> (damaged, applied)``.
+
+    ``img`` is ``uint8 (H, W)`` white on black; ``damaged`` is a new ``uint8 (H, W)``; ``applied``
+    lists the op names in the order they were applied (``k`` distinct ops of the pool).
+    """
+
+    def __init__(self, config: DamageConfig | None = None) -> None:
+        self.config = config if config is not None else DamageConfig()
+        self._ops = [get_damage_op(name) for name in self.config.ops]
+        self._params = [self.config.op_params(name) for name in self.config.ops]
+
+    def __call__(self, img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, list[str]]:
+        if img.dtype != np.uint8 or img.ndim != 2:
+            raise ValueError(f"expected a uint8 (H, W) image, got {img.dtype} {img.shape}")
+        lo, hi = self.config.k_range
+        k = int(rng.integers(lo, hi + 1)) if hi > lo else lo
+        chosen = rng.permutation(len(self._ops))[:k]
+        out = img
+        for i in chosen:
+            out = self._ops[i].fn(out, rng, **self._params[i])
+        if out is img:
+            out = img.copy()
+        return out, [self._ops[i].name for i in chosen]
+
+    def apply_op(self, name: str, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Apply the single op ``name`` with this config's parameters."""
+        return get_damage_op(name).fn(img, rng, **self.config.op_params(name))
+
+
+def damage_batch(
+    imgs: np.ndarray, config: DamageConfig | None = None, seed: int = 0
+) -> tuple[np.ndarray, list[list[str]]]:
+    """Damage a batch ``uint8 (N, H, W)`` -> ``(uint8 (N, H, W), applied op names per image)``.
+
+    Image ``i`` uses ``numpy.random.default_rng([seed, i])``, so its damage depends only on the
+    seed and its index, not on the rest of the batch.
+    """
+    imgs = np.asarray(imgs)
+    if imgs.dtype != np.uint8 or imgs.ndim != 3:
+        raise ValueError(f"expected uint8 (N, H, W) images, got {imgs.dtype} {imgs.shape}")
+    pipeline = DamagePipeline(config)
+    out = np.empty_like(imgs)
+    applied: list[list[str]] = []
+    for i, img in enumerate(imgs):
+        out[i], names = pipeline(img, np.random.default_rng([seed, i]))
+        applied.append(names)
+    return out, applied

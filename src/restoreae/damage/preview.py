@@ -1,0 +1,154 @@
+"""``restoreae preview-damage``: a grid PNG showing what the damage ops do.
+
+Layout: a header row of column names, then one row per glyph: ``clean``, the configured pipeline
+three times (``pipeline 1..3``), then each op alone (one column per op, named in the header).
+Cells are separated by grey lines; images are white ink on black.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from restoreae.damage.pipeline import PRESETS, DamageConfig, DamagePipeline
+from restoreae.damage.registry import list_damage_ops
+from restoreae.errors import ConfigError, DataError
+from restoreae.utils import atomic_write
+
+PIPELINE_COLUMNS = 3
+PREVIEW_CHARS = "永字玉書風龍國心靈鬱飛鳥"
+_GAP = 2
+_GAP_LEVEL = 96
+
+
+def _header_height(cell: int) -> int:
+    return max(14, cell // 6)
+
+
+def _label(text: str, width: int, height: int) -> np.ndarray:
+    """``uint8 (height, width)`` strip with ``text`` centred, shrunk to fit."""
+    strip = np.full((height, width), 40, np.uint8)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    scale = height / 40.0
+    (tw, th), _ = cv2.getTextSize(text, font, scale, 1)
+    if tw > width - 4:
+        scale *= (width - 4) / tw
+        (tw, th), _ = cv2.getTextSize(text, font, scale, 1)
+    org = ((width - tw) // 2, (height + th) // 2)
+    cv2.putText(strip, text, org, font, scale, 255, 1, cv2.LINE_AA)
+    return strip
+
+
+def make_preview_grid(
+    glyphs: Sequence[np.ndarray],
+    config: DamageConfig | None = None,
+    ops: Sequence[str] | None = None,
+    seed: int = 0,
+) -> np.ndarray:
+    """Grid ``uint8 (H, W)`` for square ``uint8 (S, S)`` glyphs (white on black).
+
+    Columns: clean, ``PIPELINE_COLUMNS`` runs of ``config``'s pipeline, then each op of ``ops``
+    (default: all registered) alone with ``config``'s parameters. Size:
+    ``H = header + n * (S + 2)``, ``W = (1 + 3 + len(ops)) * (S + 2)``.
+    """
+    if not len(glyphs):
+        raise DataError("no glyphs to preview")
+    config = config if config is not None else DamageConfig()
+    op_names = list(ops) if ops is not None else list_damage_ops()
+    known = list_damage_ops()
+    for name in op_names:
+        if name not in known:
+            raise ConfigError(f"--ops: unknown damage op {name!r} (known: {', '.join(known)})")
+    pipeline = DamagePipeline(config)
+    size = glyphs[0].shape[0]
+    cols = ["clean", *(f"pipeline {i + 1}" for i in range(PIPELINE_COLUMNS)), *op_names]
+    cell = size + _GAP
+    hh = _header_height(size)
+    grid = np.full((hh + len(glyphs) * cell, len(cols) * cell), _GAP_LEVEL, np.uint8)
+    for c, name in enumerate(cols):
+        grid[:hh, c * cell : c * cell + size] = _label(name, size, hh)
+    for r, glyph in enumerate(glyphs):
+        if glyph.shape != (size, size) or glyph.dtype != np.uint8:
+            raise DataError(f"glyph {r}: expected uint8 {(size, size)}, got {glyph.dtype} {glyph.shape}")
+        row = [glyph]
+        for i in range(PIPELINE_COLUMNS):
+            row.append(pipeline(glyph, np.random.default_rng([seed, r, i]))[0])
+        for j, name in enumerate(op_names):
+            rng = np.random.default_rng([seed, r, PIPELINE_COLUMNS + j])
+            row.append(pipeline.apply_op(name, glyph, rng))
+        y = hh + _GAP + r * cell
+        for c, img in enumerate(row):
+            grid[y : y + size, c * cell : c * cell + size] = img
+    return grid
+
+
+def _glyphs_from_corpus(path: Path, rows: int, size: int, seed: int) -> list[np.ndarray]:
+    from restoreae.data.corpus import Corpus
+
+    corpus = Corpus.open(path)
+    writers, chars = np.nonzero(np.asarray(corpus.coverage))
+    if writers.size == 0:
+        raise DataError(f"{path}: the corpus holds no glyphs")
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(writers.size, size=min(rows, writers.size), replace=False)
+    out = []
+    for i in sorted(pick):
+        g = np.asarray(corpus.glyphs[writers[i], chars[i]])
+        if g.shape != (size, size):
+            g = cv2.resize(g, (size, size), interpolation=cv2.INTER_AREA)
+        out.append(np.ascontiguousarray(g, dtype=np.uint8))
+    return out
+
+
+def _glyphs_from_fonts(rows: int, size: int) -> list[np.ndarray]:
+    from restoreae.data.fonts import discover_fonts, render_glyph
+
+    faces = discover_fonts()
+    if not faces:
+        raise DataError("no CJK fonts found to render preview glyphs (give --corpus)")
+    out: list[np.ndarray] = []
+    attempt = 0
+    while len(out) < rows and attempt < rows * len(PREVIEW_CHARS):
+        face = faces[attempt % len(faces)]
+        glyph = render_glyph(face, PREVIEW_CHARS[attempt % len(PREVIEW_CHARS)], size)
+        attempt += 1
+        if glyph is not None:
+            out.append(glyph)
+    if not out:
+        raise DataError("the installed fonts draw none of the preview characters")
+    return out
+
+
+def _load_config(value: Path | None) -> DamageConfig:
+    if value is None:
+        return DamageConfig()
+    if not value.exists() and str(value) in PRESETS:
+        return DamageConfig.preset(str(value))
+    return DamageConfig.from_yaml(value)
+
+
+def preview_damage_command(args: argparse.Namespace) -> int:
+    """Write the preview grid PNG to ``args.out`` (atomically); print its path and size."""
+    if args.rows < 1:
+        raise ConfigError(f"--rows must be >= 1, got {args.rows}")
+    if not 16 <= args.size <= 1024:
+        raise ConfigError(f"--size must be between 16 and 1024, got {args.size}")
+    config = _load_config(args.config)
+    ops = None
+    if args.ops:
+        ops = [name.strip() for name in args.ops.split(",") if name.strip()]
+    if args.corpus is not None:
+        glyphs = _glyphs_from_corpus(args.corpus, args.rows, args.size, args.seed)
+    else:
+        glyphs = _glyphs_from_fonts(args.rows, args.size)
+    grid = make_preview_grid(glyphs, config, ops, seed=args.seed)
+    ok, png = cv2.imencode(".png", grid)
+    if not ok:
+        raise DataError(f"{args.out}: PNG encoding failed")
+    atomic_write(args.out, png.tobytes())
+    print(f"wrote {args.out} ({grid.shape[1]}x{grid.shape[0]}, {len(glyphs)} glyphs)")
+    return 0

@@ -1,0 +1,115 @@
+"""Registry of damage ops.
+
+A damage op has a name, default parameters and two implementations of the same kind of damage:
+
+- numpy/OpenCV: ``fn(img, rng, **params) -> img`` on ``uint8 (H, W)`` glyphs, white ink (255) on
+  black background (0); ``rng`` is a :class:`numpy.random.Generator`.
+- torch (optional, attached by :mod:`restoreae.damage.torch_ops`): ``torch_fn(x, generator,
+  **params) -> x`` on ``float32 (B, 1, H, W)`` in ``[0, 1]`` (same polarity), batched on
+  ``x.device``; every sample draws its own random parameters from ``generator``.
+
+Default parameters are the numpy function's keyword-only arguments. A parameter that is a
+``(lo, hi)`` tuple is a range sampled per image. Sizes are given relative to a 128 px image (or as
+fractions of the image side) so every op works from 32 to 256 px.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+NumpyDamageFn = Callable[..., np.ndarray]
+
+__all__ = [
+    "DAMAGE_OPS",
+    "DamageOp",
+    "get_damage_op",
+    "list_damage_ops",
+    "register_damage",
+    "register_torch_damage",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class DamageOp:
+    """One registered damage op: ``fn`` (numpy), ``torch_fn`` (batched torch, or None),
+    ``defaults`` (parameter name -> default value) and a one-line ``doc``."""
+
+    name: str
+    fn: NumpyDamageFn
+    defaults: dict[str, Any]
+    torch_fn: Callable[..., Any] | None = None
+    doc: str = ""
+
+
+DAMAGE_OPS: dict[str, DamageOp] = {}
+
+
+def _keyword_defaults(fn: Callable[..., Any]) -> dict[str, Any]:
+    params = inspect.signature(fn).parameters
+    defaults: dict[str, Any] = {}
+    for p in params.values():
+        if p.kind is inspect.Parameter.KEYWORD_ONLY:
+            if p.default is inspect.Parameter.empty:
+                raise TypeError(f"damage op {fn.__name__}: parameter {p.name!r} needs a default")
+            defaults[p.name] = p.default
+    return defaults
+
+
+def register_damage(
+    name: str, *, torch_fn: Callable[..., Any] | None = None
+) -> Callable[[NumpyDamageFn], NumpyDamageFn]:
+    """Decorator registering a numpy damage op under ``name``.
+
+    The op's parameters are its keyword-only arguments with their defaults. ``torch_fn`` (optional)
+    is the batched torch version; it can also be attached later with :func:`register_torch_damage`.
+    """
+
+    def deco(fn: NumpyDamageFn) -> NumpyDamageFn:
+        if name in DAMAGE_OPS:
+            raise ValueError(f"damage op {name!r} is already registered")
+        doc = (inspect.getdoc(fn) or "").split("\n\n")[0].replace("\n", " ")
+        DAMAGE_OPS[name] = DamageOp(name, fn, _keyword_defaults(fn), torch_fn, doc)
+        return fn
+
+    return deco
+
+
+def register_torch_damage(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator attaching a batched torch implementation to the already registered op ``name``.
+
+    The torch function takes the same parameter names as the numpy op (it receives all of them).
+    """
+
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        _ensure_builtin_ops()
+        if name not in DAMAGE_OPS:
+            raise KeyError(f"no numpy damage op {name!r} to attach a torch version to")
+        DAMAGE_OPS[name] = dataclasses.replace(DAMAGE_OPS[name], torch_fn=fn)
+        return fn
+
+    return deco
+
+
+def _ensure_builtin_ops() -> None:
+    # The built-in ops register themselves on import of ops.py (no folder auto-import).
+    from restoreae.damage import ops  # noqa: F401
+
+
+def list_damage_ops() -> list[str]:
+    """Names of all registered damage ops, in registration order."""
+    _ensure_builtin_ops()
+    return list(DAMAGE_OPS)
+
+
+def get_damage_op(name: str) -> DamageOp:
+    """The :class:`DamageOp` registered as ``name`` (KeyError naming the known ops otherwise)."""
+    _ensure_builtin_ops()
+    try:
+        return DAMAGE_OPS[name]
+    except KeyError:
+        raise KeyError(f"unknown damage op {name!r}; known: {', '.join(DAMAGE_OPS)}") from None

@@ -1,0 +1,237 @@
+"""Leaderboard (Markdown + JSON) and a self-contained HTML report from an evaluation's results.
+
+The results object is the JSON-ready dict written to ``metrics.json`` by
+:mod:`restoreae.evaluate.runner`::
+
+    {"format": 1, "settings": {...}, "main_set": "mixed",
+     "sets": {set_name: {"ops": [...], "k": int, "n": int, "ocr_clean": float|None,
+                         "ocr_damaged": float|None}},
+     "models": [{"name", "kind" ("baseline"|"checkpoint"), "source", "params", "gflops",
+                 "latency_ms": {"batch1", "batched", "batch_size"} | None,
+                 "sets": {set_name: {"psnr", "ssim", "mae", "ocr", "readability_recovered"}}}]}
+
+Quality figures are means over the glyphs of a set; OCR figures are shares in [0, 1] (shown as
+percentages); ``None`` marks what was not measured (``--no-ocr``, ``--no-latency``).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+from typing import Any
+
+__all__ = ["leaderboard_rows", "leaderboard_markdown", "per_damage_markdown", "render_html"]
+
+
+def _fmt(value: float | None, spec: str, scale: float = 1.0, suffix: str = "") -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float) and math.isinf(value):
+        return "inf"
+    return f"{value * scale:{spec}}{suffix}"
+
+
+def leaderboard_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per model on the main set, ranked by PSNR (then SSIM), best first.
+
+    Row keys: ``rank``, ``name``, ``kind``, ``params``, ``gflops``, ``psnr``, ``ssim``, ``mae``,
+    ``ocr``, ``readability_recovered``, ``latency_ms_batch1``, ``latency_ms_batched``,
+    ``batch_size``, ``per_damage`` (set name → psnr/ssim/mae/ocr/readability_recovered).
+    """
+    main = results["main_set"]
+    rows = []
+    for m in results["models"]:
+        q = m["sets"][main]
+        lat = m.get("latency_ms") or {}
+        rows.append(
+            {
+                "name": m["name"],
+                "kind": m["kind"],
+                "params": m.get("params"),
+                "gflops": m.get("gflops"),
+                "psnr": q["psnr"],
+                "ssim": q["ssim"],
+                "mae": q["mae"],
+                "ocr": q.get("ocr"),
+                "readability_recovered": q.get("readability_recovered"),
+                "latency_ms_batch1": lat.get("batch1"),
+                "latency_ms_batched": lat.get("batched"),
+                "batch_size": lat.get("batch_size"),
+                "per_damage": {s: v for s, v in m["sets"].items() if s != main},
+            }
+        )
+    rows.sort(key=lambda r: (-r["psnr"], -r["ssim"]))
+    for i, r in enumerate(rows, 1):
+        r["rank"] = i
+    return rows
+
+
+_HEADER = [
+    "#",
+    "model",
+    "kind",
+    "params (M)",
+    "GFLOPs",
+    "PSNR (dB)",
+    "SSIM",
+    "MAE",
+    "OCR restored",
+    "readability recovered",
+    "CPU ms/glyph (b=1)",
+    "CPU ms/glyph (batched)",
+]
+
+
+def _row_cells(r: dict[str, Any]) -> list[str]:
+    params = r["params"]
+    return [
+        str(r["rank"]),
+        r["name"],
+        r["kind"],
+        "—" if not params else f"{params / 1e6:.2f}",
+        _fmt(r["gflops"], ".3f") if r["gflops"] else "—",
+        _fmt(r["psnr"], ".2f"),
+        _fmt(r["ssim"], ".4f"),
+        _fmt(r["mae"], ".2f"),
+        _fmt(r["ocr"], ".1f", 100, "%"),
+        _fmt(r["readability_recovered"], ".1f", 100, "%"),
+        _fmt(r["latency_ms_batch1"], ".2f"),
+        _fmt(r["latency_ms_batched"], ".2f"),
+    ]
+
+
+def _md_table(header: list[str], body: list[list[str]]) -> str:
+    esc = [[c.replace("|", "\\|") for c in row] for row in [header, *body]]
+    lines = ["| " + " | ".join(esc[0]) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in esc[1:]]
+    return "\n".join(lines)
+
+
+def _summary_line(results: dict[str, Any]) -> str:
+    st = results["settings"]
+    main = results["sets"][results["main_set"]]
+    parts = [
+        f"split `{st['split']}`",
+        f"{main['n']} glyphs",
+        f"size {st['size']}",
+        f"seed {st['seed']}",
+        f"damage: {', '.join(main['ops'])} (k={main['k']})",
+    ]
+    if main.get("ocr_clean") is not None:
+        parts.append(f"OCR clean {main['ocr_clean'] * 100:.1f}%")
+        parts.append(f"OCR damaged {main['ocr_damaged'] * 100:.1f}%")
+    return "; ".join(parts)
+
+
+def leaderboard_markdown(results: dict[str, Any]) -> str:
+    """The leaderboard as a Markdown table preceded by a one-line description of the set."""
+    rows = leaderboard_rows(results)
+    table = _md_table(_HEADER, [_row_cells(r) for r in rows])
+    bs = next((r["batch_size"] for r in rows if r["batch_size"]), None)
+    notes = (
+        "PSNR/SSIM/MAE: means over glyphs (uint8, no crop; MAE in grey levels 0–255). "
+        "OCR: share read exactly as the right character by PP-OCRv4; readability recovered = "
+        "OCR restored / OCR clean. GFLOPs: per glyph (2 × MACs). "
+        f"Latency: CPU, batch 1 and batch {bs if bs else '—'}."
+    )
+    return f"{_summary_line(results)}\n\n{table}\n\n{notes}\n"
+
+
+def _per_damage_table(results: dict[str, Any], describe: bool) -> tuple[list[str], list[list[str]]]:
+    names = [m["name"] for m in results["models"]]
+    header = ["damage set", "OCR clean", "OCR damaged", *names]
+    body = []
+    for s, info in results["sets"].items():
+        label = f"{s} ({', '.join(info['ops'])}, k={info['k']})" if describe else s
+        cells = [
+            label,
+            _fmt(info.get("ocr_clean"), ".1f", 100, "%"),
+            _fmt(info.get("ocr_damaged"), ".1f", 100, "%"),
+        ]
+        for m in results["models"]:
+            q = m["sets"].get(s)
+            if q is None:
+                cells.append("—")
+                continue
+            cell = f"{_fmt(q['psnr'], '.2f')} / {_fmt(q['ssim'], '.3f')}"
+            if q.get("ocr") is not None:
+                cell += f" / {_fmt(q['ocr'], '.0f', 100, '%')}"
+            cells.append(cell)
+        body.append(cells)
+    return header, body
+
+
+def per_damage_markdown(results: dict[str, Any]) -> str:
+    """Per damage set × model: ``PSNR / SSIM / OCR`` cells (and the damaged OCR per set)."""
+    header, body = _per_damage_table(results, describe=False)
+    return _md_table(header, body) + "\n\nCells: PSNR (dB) / SSIM / OCR restored.\n"
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:2rem auto;max-width:1200px;
+padding:0 1rem;color:#222}
+table{border-collapse:collapse;margin:1rem 0;font-size:.9rem}
+th,td{border:1px solid #ccc;padding:.3rem .6rem;text-align:right}
+th{background:#f3f3f3}td:nth-child(2),td:first-child{text-align:left}
+img{image-rendering:pixelated;max-width:100%;border:1px solid #ccc}
+code{background:#f3f3f3;padding:0 .2rem}.muted{color:#666;font-size:.85rem}
+"""
+
+
+def _html_table(header: list[str], body: list[list[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in body
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+
+
+def render_html(results: dict[str, Any], grid_png: bytes | None = None) -> str:
+    """A self-contained HTML page: settings, leaderboard, per-damage table, the grid (base64 PNG)
+    and the metric conventions. No external resources."""
+    rows = leaderboard_rows(results)
+    leader = _html_table(_HEADER, [_row_cells(r) for r in rows])
+    pd_header, pd_body = _per_damage_table(results, describe=True)
+    per_damage = _html_table(pd_header, pd_body)
+    grid = ""
+    if grid_png is not None:
+        b64 = base64.b64encode(grid_png).decode("ascii")
+        grid = (
+            "<h2>Samples</h2><p class='muted'>Columns: damaged | standard font | ground truth | "
+            "restored by each model. White ink on black, as stored in the corpus.</p>"
+            f"<img alt='restoration grid' src='data:image/png;base64,{b64}'>"
+        )
+    settings = json.dumps(results["settings"], ensure_ascii=False, indent=2)
+    conventions = (
+        "PSNR = 10·log10(255²/MSE) per glyph on uint8 images, float64 arithmetic, no crop border, "
+        "inf for identical images; SSIM with an 11×11 Gaussian window (σ = 1.5), K1 = 0.01, "
+        "K2 = 0.03, data range 255, valid window positions; MAE in grey levels (0–255). "
+        "All three are averaged over the glyphs of a set. OCR: PP-OCRv4 recognition "
+        "(rapidocr_onnxruntime 1.4.4) reads each glyph rendered black on white with a margin at "
+        "48 px height; a glyph counts as read when the reading, stripped of whitespace and "
+        "punctuation, is exactly the expected character. Readability recovered = OCR accuracy "
+        "on restored glyphs / on clean glyphs. Per-damage sets apply one damage op alone (k=1) "
+        "to the same glyphs."
+    )
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>restoreae evaluation — {html.escape(results["settings"]["split"])}</title>
+<style>{_CSS}</style></head>
+<body>
+<h1>restoreae evaluation</h1>
+<p>{html.escape(_summary_line(results))}</p>
+<h2>Leaderboard</h2>
+<p class="muted">Main set: <code>{html.escape(results["main_set"])}</code>, ranked by PSNR.</p>
+{leader}
+<h2>Per damage type</h2>
+<p class="muted">Cells: PSNR (dB) / SSIM / OCR restored.</p>
+{per_damage}
+{grid}
+<h2>Conventions</h2>
+<p>{html.escape(conventions)}</p>
+<h2>Settings</h2>
+<pre>{html.escape(settings)}</pre>
+</body></html>
+"""

@@ -1,0 +1,624 @@
+"""``restoreae eval``: restore a fixed, seeded set of damaged glyphs and compare models.
+
+Evaluation set (deterministic for a given corpus, split, ``--num``, ``--seed`` and damage config):
+
+1. ``--num`` (writer, char) pairs are drawn without replacement from ``Corpus.pairs(split)`` with
+   ``numpy.random.default_rng(seed)`` and sorted.
+2. The **mixed** set (the main one, used for ranking) damages each clean glyph with
+   :class:`~restoreae.damage.pipeline.DamagePipeline` built from ``--damage`` (default: the seed's
+   pool of four ops, ``k=3`` per glyph).
+3. **Per damage type**: for every registered damage op, the same glyphs damaged by that op alone
+   (``k=1``, the op's parameters from the config when it names them). Separate one-op sets show
+   what each kind of damage costs and what a model recovers from it, without the confounding of
+   grouping the mixed set by which ops happened to be drawn.
+4. Glyph ``i`` of set ``name`` uses ``default_rng([seed, crc32(name), i, attempt])``; when the
+   damage leaves the glyph unchanged (e.g. a black rectangle on background), the next ``attempt``
+   is drawn (up to 8), so every evaluated glyph is really damaged and PSNR stays finite.
+
+Candidates: the ``identity`` and ``classical`` baselines (unless ``--no-baselines``) and every
+checkpoint given (a ``.safetensors`` file, a run folder → ``weights/best.safetensors`` or
+``weights/last.safetensors``, or ``default`` → the shipped model). See
+:mod:`restoreae.evaluate.metrics` and :mod:`restoreae.evaluate.ocr` for the metric conventions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import statistics
+import sys
+import time
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from restoreae.errors import DataError, RestoreAEError
+from restoreae.evaluate import report as rep
+from restoreae.evaluate.baselines import classical_restore, identity_restore
+from restoreae.evaluate.grid import encode_png, make_grid
+from restoreae.evaluate.metrics import mae, psnr, ssim
+from restoreae.utils import atomic_write
+
+__all__ = [
+    "EvalSet",
+    "Candidate",
+    "ModelRestorer",
+    "resolve_device",
+    "sample_pairs",
+    "build_damage_sets",
+    "resolve_checkpoint",
+    "load_candidate",
+    "count_gflops",
+    "measure_latency",
+    "evaluate",
+    "write_outputs",
+    "eval_command",
+]
+
+MAIN_SET = "mixed"
+MAX_ATTEMPTS = 8
+GRID_ROWS = 8
+
+RestoreFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+# --------------------------------------------------------------------------- evaluation set
+@dataclass
+class EvalSet:
+    """One damaged version of the evaluation glyphs: uint8 ``(N, S, S)`` white on black."""
+
+    name: str
+    ops: list[str]
+    k: int | list[int]
+    damaged: np.ndarray
+    applied: list[list[str]] = field(default_factory=list)
+
+
+def sample_pairs(corpus: Any, split: str, num: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``num`` (writer idx, char idx) pairs of ``split`` drawn with ``seed``, sorted; all pairs
+    when the split has fewer."""
+    if num <= 0:
+        raise RestoreAEError(f"--num must be positive, got {num}")
+    writers, chars = corpus.pairs(split)
+    writers = np.asarray(writers)
+    chars = np.asarray(chars)
+    if len(writers) == 0:
+        raise DataError(f"split {split!r} of the corpus has no covered (writer, char) pairs")
+    rng = np.random.default_rng(seed)
+    if num < len(writers):
+        idx = np.sort(rng.choice(len(writers), size=num, replace=False))
+        writers, chars = writers[idx], chars[idx]
+    order = np.lexsort((chars, writers))
+    return writers[order], chars[order]
+
+
+def _load_damage_config(spec: str | Path | None) -> Any:
+    """``--damage``: None → the seed's pool (k=3); a preset name (``seed``, ``real``); a YAML file."""
+    from restoreae.damage.pipeline import PRESETS, DamageConfig
+
+    if spec is None:
+        return DamageConfig()
+    if str(spec) in PRESETS and not Path(spec).is_file():
+        return DamageConfig.preset(str(spec))
+    if not Path(spec).is_file():
+        raise RestoreAEError(
+            f"--damage: {spec} is neither a YAML file nor a preset ({', '.join(PRESETS)})"
+        )
+    return DamageConfig.from_yaml(spec)
+
+
+def _single_op_config(config: Any, op: str) -> Any:
+    from restoreae.damage.pipeline import DamageConfig
+
+    params = {op: dict(config.params[op])} if op in config.params else {}
+    return DamageConfig.from_dict({"ops": [op], "k": 1, "params": params})
+
+
+def _damage_set(
+    name: str, config: Any, clean: np.ndarray, seed: int
+) -> tuple[np.ndarray, list[list[str]]]:
+    from restoreae.damage.pipeline import DamagePipeline
+
+    pipe = DamagePipeline(config)
+    tag = zlib.crc32(name.encode("utf-8"))
+    out = np.empty_like(clean)
+    applied: list[list[str]] = []
+    for i, img in enumerate(clean):
+        for attempt in range(MAX_ATTEMPTS):
+            rng = np.random.default_rng([seed, tag, i, attempt])
+            damaged, ops = pipe(img, rng)
+            if not np.array_equal(damaged, img):
+                break
+        out[i] = damaged
+        applied.append(list(ops))
+    return out, applied
+
+
+def build_damage_sets(
+    clean: np.ndarray, config: Any, seed: int, per_op: Sequence[str] | None = None
+) -> dict[str, EvalSet]:
+    """The mixed set (``config``) and one single-op set per name in ``per_op``.
+
+    ``clean``: uint8 ``(N, S, S)``. Deterministic in ``seed`` and the set name.
+    """
+    sets: dict[str, EvalSet] = {}
+    damaged, applied = _damage_set(MAIN_SET, config, clean, seed)
+    k = config.to_dict()["k"]
+    sets[MAIN_SET] = EvalSet(MAIN_SET, list(config.ops), k, damaged, applied)
+    for op in per_op or ():
+        if op == MAIN_SET:
+            continue
+        cfg = _single_op_config(config, op)
+        damaged, applied = _damage_set(op, cfg, clean, seed)
+        sets[op] = EvalSet(op, [op], 1, damaged, applied)
+    return sets
+
+
+# --------------------------------------------------------------------------- candidates
+def resolve_device(spec: str) -> Any:
+    """``auto`` → CUDA when available, else CPU; otherwise ``torch.device(spec)``."""
+    import torch
+
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(spec)
+    except RuntimeError as exc:
+        raise RestoreAEError(f"--device: {exc}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RestoreAEError(f"--device {spec}: CUDA is not available")
+    return dev
+
+
+def resolve_checkpoint(spec: str) -> tuple[Path, str]:
+    """A checkpoint argument → (safetensors file, display name).
+
+    ``FILE.safetensors`` → itself (name: its stem, or ``<run>/<stem>`` for ``weights/`` files);
+    a run folder → ``weights/best.safetensors`` (fallback ``weights/last.safetensors``), name =
+    the folder's name; ``default`` → the shipped model.
+    """
+    p = Path(spec)
+    if spec == "default" and not p.exists():
+        import restoreae
+
+        p = Path(restoreae.__file__).parent / "pretrained" / "default.safetensors"
+        if not p.is_file():
+            raise RestoreAEError(f"no shipped default model at {p}")
+        return p, "default"
+    if p.is_dir():
+        for cand in (p / "weights" / "best.safetensors", p / "weights" / "last.safetensors"):
+            if cand.is_file():
+                return cand, p.resolve().name
+        raise RestoreAEError(
+            f"{p}: no weights/best.safetensors or weights/last.safetensors in this run folder"
+        )
+    if p.is_file():
+        if p.suffix != ".safetensors":
+            raise RestoreAEError(f"{p}: expected a .safetensors checkpoint or a run folder")
+        if p.parent.name == "weights":
+            return p, f"{p.parent.parent.resolve().name}/{p.stem}"
+        return p, p.stem
+    raise RestoreAEError(f"checkpoint not found: {spec}")
+
+
+class ModelRestorer:
+    """Runs a restoration model on uint8 glyph batches.
+
+    ``__call__(damaged, reference)``: uint8 ``(N, S, S)`` each, white on black → uint8
+    ``(N, S, S)``. Inputs are scaled to ``[0, 1]``; channel 1 is the reference glyph when the
+    model takes 2 channels; glyphs are resized to the model's ``img_size`` (area/bilinear) and the
+    output back to ``S`` when they differ. Batches of ``batch_size`` on ``device``.
+    """
+
+    def __init__(
+        self, model: Any, in_chans: int, img_size: int | None, device: Any, batch_size: int = 64
+    ) -> None:
+        self.model = model.to(device).eval()
+        self.in_chans = int(in_chans)
+        self.img_size = int(img_size) if img_size else None
+        self.device = device
+        self.batch_size = max(1, int(batch_size))
+
+    def _run(self, damaged: np.ndarray, reference: np.ndarray) -> np.ndarray:
+        import torch
+        import torch.nn.functional as F
+
+        s = damaged.shape[-1]
+        x = torch.from_numpy(np.ascontiguousarray(damaged)).to(self.device).float().div_(255.0)
+        x = x.unsqueeze(1)
+        if self.in_chans == 2:
+            r = torch.from_numpy(np.ascontiguousarray(reference)).to(self.device).float()
+            x = torch.cat([x, r.div_(255.0).unsqueeze(1)], dim=1)
+        elif self.in_chans != 1:
+            raise RestoreAEError(f"unsupported model in_chans={self.in_chans} (expected 1 or 2)")
+        size = self.img_size or s
+        if size != s:
+            mode = "area" if size < s else "bilinear"
+            kw = {} if mode == "area" else {"align_corners": False}
+            x = F.interpolate(x, size=(size, size), mode=mode, **kw)
+        y = self.model(x)
+        if y.shape[-1] != s or y.shape[-2] != s:
+            mode = "area" if s < y.shape[-1] else "bilinear"
+            kw = {} if mode == "area" else {"align_corners": False}
+            y = F.interpolate(y, size=(s, s), mode=mode, **kw)
+        y = y[:, 0].float().clamp_(0.0, 1.0).mul_(255.0).round_()
+        return y.to(torch.uint8).cpu().numpy()
+
+    def __call__(self, damaged: np.ndarray, reference: np.ndarray) -> np.ndarray:
+        import torch
+
+        out = np.empty_like(damaged)
+        with torch.inference_mode():
+            for i in range(0, len(damaged), self.batch_size):
+                j = i + self.batch_size
+                out[i:j] = self._run(damaged[i:j], reference[i:j])
+        return out
+
+
+def count_gflops(model: Any, in_chans: int, size: int) -> float | None:
+    """GFLOPs of one forward pass on one ``size``×``size`` glyph, on the CPU (2 × MACs, see
+    :func:`restoreae.models.io.gflops`); None when counting fails (the figure is informative)."""
+    from restoreae.models.io import gflops
+
+    try:
+        return float(gflops(copy.deepcopy(model).cpu(), img_size=size, in_chans=in_chans))
+    except Exception:  # noqa: BLE001
+        return None
+
+
+@dataclass
+class Candidate:
+    """A restoration method under evaluation: ``restore(damaged, reference)`` on uint8 stacks."""
+
+    name: str
+    kind: str
+    source: str
+    restore: RestoreFn
+    cpu_restore: RestoreFn
+    params: int = 0
+    gflops: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def load_candidate(spec: str, device: Any, corpus_size: int, batch_size: int) -> Candidate:
+    """Load a checkpoint argument (see :func:`resolve_checkpoint`) as a :class:`Candidate`."""
+    from restoreae.models.io import load_model
+
+    path, name = resolve_checkpoint(spec)
+    try:
+        model, meta = load_model(path, device="cpu")
+    except RestoreAEError:
+        raise
+    except Exception as exc:
+        raise RestoreAEError(f"cannot load checkpoint {path}: {exc}") from exc
+    meta = dict(meta or {})
+    cfg = dict(getattr(model, "config", {}) or {})
+    in_chans = int(meta.get("in_chans", cfg.get("in_chans", 1)))
+    img_size = int(meta.get("img_size", cfg.get("img_size", corpus_size)) or corpus_size)
+    params = sum(p.numel() for p in model.parameters())
+    gflops = count_gflops(model, in_chans, img_size)
+    cpu_model = model if device.type == "cpu" else copy.deepcopy(model)
+    restorer = ModelRestorer(model, in_chans, img_size, device, batch_size)
+    cpu_restorer = (
+        restorer
+        if device.type == "cpu"
+        else ModelRestorer(cpu_model, in_chans, img_size, "cpu", batch_size)
+    )
+    return Candidate(
+        name=name,
+        kind="checkpoint",
+        source=str(path),
+        restore=restorer,
+        cpu_restore=cpu_restorer,
+        params=params,
+        gflops=gflops,
+        extra={"model": cfg.get("name"), "in_chans": in_chans, "img_size": img_size},
+    )
+
+
+def _baselines() -> list[Candidate]:
+    def ident(d: np.ndarray, r: np.ndarray) -> np.ndarray:
+        return identity_restore(d)
+
+    def classical(d: np.ndarray, r: np.ndarray) -> np.ndarray:
+        return classical_restore(d)
+
+    return [
+        Candidate("identity", "baseline", "damaged input", ident, ident),
+        Candidate(
+            "classical", "baseline", "median + open + close + threshold", classical, classical
+        ),
+    ]
+
+
+def measure_latency(
+    fn: RestoreFn, damaged: np.ndarray, reference: np.ndarray, batch_size: int
+) -> dict[str, float | int]:
+    """CPU milliseconds per glyph of ``fn`` at batch 1 and at ``batch_size`` (medians).
+
+    Batch 1: 2 warm-up calls, then up to 20 timed calls (stopping after ~1.5 s). Batched: 1
+    warm-up, then up to 3 timed calls (stopping after ~3 s).
+    """
+
+    def timed(d: np.ndarray, r: np.ndarray, warm: int, runs: int, budget: float) -> float:
+        for _ in range(warm):
+            fn(d, r)
+        times: list[float] = []
+        start = time.perf_counter()
+        while len(times) < runs and (not times or time.perf_counter() - start < budget):
+            t0 = time.perf_counter()
+            fn(d, r)
+            times.append(time.perf_counter() - t0)
+        return statistics.median(times) * 1000.0 / len(d)
+
+    b = max(1, min(batch_size, len(damaged)))
+    reps = -(-b // len(damaged))
+    dmg = np.concatenate([damaged] * reps)[:b]
+    ref = np.concatenate([reference] * reps)[:b]
+    return {
+        "batch1": timed(damaged[:1], reference[:1], 2, 20, 1.5),
+        "batched": timed(dmg, ref, 1, 3, 3.0),
+        "batch_size": b,
+    }
+
+
+# --------------------------------------------------------------------------- evaluation
+def _quality(restored: np.ndarray, clean: np.ndarray) -> dict[str, float]:
+    return {
+        "psnr": float(np.mean(psnr(restored, clean))),
+        "ssim": float(np.mean(ssim(restored, clean))),
+        "mae": float(np.mean(mae(restored, clean))),
+    }
+
+
+def _progress(total: int, desc: str) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="set", file=sys.stderr, disable=None, leave=False)
+
+
+def evaluate(
+    clean: np.ndarray,
+    reference: np.ndarray,
+    chars: Sequence[str],
+    sets: dict[str, EvalSet],
+    candidates: Sequence[Candidate],
+    judge: Any | None = None,
+    latency: bool = True,
+    batch_size: int = 64,
+    settings: dict[str, Any] | None = None,
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Restore every set with every candidate and score it.
+
+    ``clean``, ``reference``: uint8 ``(N, S, S)``; ``chars``: the N expected characters; ``judge``:
+    an :class:`~restoreae.evaluate.ocr.OcrJudge` or None (no OCR). Returns the results dict (see
+    :mod:`restoreae.evaluate.report`) and the restored main-set glyphs per candidate.
+    """
+    results: dict[str, Any] = {
+        "format": 1,
+        "settings": dict(settings or {}),
+        "main_set": MAIN_SET,
+        "sets": {},
+        "models": [],
+    }
+    ocr_clean = None
+    if judge is not None:
+        ocr_clean = float(judge.correct(list(clean), chars).mean())
+    damaged_correct: dict[str, np.ndarray] = {}
+    for name, s in sets.items():
+        info: dict[str, Any] = {
+            "ops": s.ops,
+            "k": s.k,
+            "n": len(s.damaged),
+            "ocr_clean": ocr_clean,
+            "ocr_damaged": None,
+        }
+        if name == MAIN_SET:
+            counts: dict[str, int] = {}
+            for ops in s.applied:
+                for op in ops:
+                    counts[op] = counts.get(op, 0) + 1
+            info["applied_counts"] = counts
+        if judge is not None:
+            damaged_correct[name] = judge.correct(list(s.damaged), chars)
+            info["ocr_damaged"] = float(damaged_correct[name].mean())
+        results["sets"][name] = info
+
+    restored_main: dict[str, np.ndarray] = {}
+    bar = _progress(len(candidates) * len(sets), "eval")
+    for cand in candidates:
+        entry: dict[str, Any] = {
+            "name": cand.name,
+            "kind": cand.kind,
+            "source": cand.source,
+            "params": cand.params,
+            "gflops": cand.gflops,
+            "latency_ms": None,
+            "sets": {},
+            **cand.extra,
+        }
+        for name, s in sets.items():
+            bar.set_description(f"{cand.name} / {name}")
+            restored = cand.restore(s.damaged, reference)
+            q: dict[str, Any] = _quality(restored, clean)
+            q["ocr"] = None
+            q["readability_recovered"] = None
+            if judge is not None:
+                if cand.name == "identity" and cand.kind == "baseline":
+                    correct = damaged_correct[name]  # identity output == damaged input
+                else:
+                    correct = judge.correct(list(restored), chars)
+                q["ocr"] = float(correct.mean())
+                if ocr_clean:
+                    q["readability_recovered"] = q["ocr"] / ocr_clean
+            entry["sets"][name] = q
+            if name == MAIN_SET:
+                restored_main[cand.name] = restored
+            bar.update(1)
+        if latency:
+            main = sets[MAIN_SET]
+            entry["latency_ms"] = measure_latency(
+                cand.cpu_restore, main.damaged, reference, batch_size
+            )
+        results["models"].append(entry)
+    bar.close()
+    return results, restored_main
+
+
+def grid_image(
+    sets: dict[str, EvalSet],
+    clean: np.ndarray,
+    reference: np.ndarray,
+    restored: dict[str, np.ndarray],
+    rows: int = GRID_ROWS,
+) -> np.ndarray:
+    """The seed's picture for ``rows`` evenly spaced glyphs of the main set: damaged | standard
+    font | ground truth | one restored column per candidate (identity left out)."""
+    n = len(clean)
+    idx = np.unique(np.linspace(0, n - 1, num=min(rows, n)).round().astype(int))
+    columns = {
+        "damaged": sets[MAIN_SET].damaged[idx],
+        "standard": reference[idx],
+        "truth": clean[idx],
+    }
+    for name, r in restored.items():
+        if name != "identity":
+            columns[name] = r[idx]
+    return make_grid(columns)
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.integer | np.floating):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def _finite_json(obj: Any) -> Any:
+    """Non-finite floats → the strings "inf", "-inf", "nan" (strict JSON has no Infinity)."""
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return "nan" if np.isnan(obj) else ("inf" if obj > 0 else "-inf")
+    if isinstance(obj, dict):
+        return {k: _finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite_json(v) for v in obj]
+    return obj
+
+
+def _json_bytes(obj: Any) -> bytes:
+    text = json.dumps(
+        _finite_json(obj), ensure_ascii=False, indent=2, allow_nan=False, default=_json_default
+    )
+    return (text + "\n").encode("utf-8")
+
+
+def write_outputs(out: Path, results: dict[str, Any], grid: np.ndarray | None) -> dict[str, Path]:
+    """Write metrics.json, leaderboard.md, leaderboard.json, grid.png and report.html into ``out``
+    (atomically); returns their paths by name."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = rep.leaderboard_rows(results)
+    md = (
+        "# Leaderboard\n\n"
+        + rep.leaderboard_markdown(results)
+        + "\n## Per damage type\n\n"
+        + rep.per_damage_markdown(results)
+    )
+    png = encode_png(grid) if grid is not None else None
+    paths = {
+        "metrics.json": atomic_write(out / "metrics.json", _json_bytes(results)),
+        "leaderboard.md": atomic_write(out / "leaderboard.md", md.encode("utf-8")),
+        "leaderboard.json": atomic_write(
+            out / "leaderboard.json",
+            _json_bytes(
+                {"main_set": results["main_set"], "settings": results["settings"], "rows": rows}
+            ),
+        ),
+    }
+    if png is not None:
+        paths["grid.png"] = atomic_write(out / "grid.png", png)
+    paths["report.html"] = atomic_write(
+        out / "report.html", rep.render_html(results, png).encode("utf-8")
+    )
+    return paths
+
+
+def eval_command(args: argparse.Namespace) -> int:
+    """Entry point of ``restoreae eval`` (arguments: see ``restoreae eval --help``)."""
+    import torch
+
+    from restoreae.damage.registry import list_damage_ops
+    from restoreae.data.corpus import Corpus
+
+    t_start = time.perf_counter()
+    if not Path(args.data).is_dir():
+        raise DataError(f"--data: corpus folder not found: {args.data}")
+    corpus = Corpus.open(args.data)
+    device = resolve_device(args.device)
+    config = _load_damage_config(args.damage)
+    writers, char_idx = sample_pairs(corpus, args.split, args.num, args.seed)
+    clean = np.asarray(corpus.glyphs[writers, char_idx], dtype=np.uint8)
+    reference = np.asarray(corpus.reference[char_idx], dtype=np.uint8)
+    chars = [corpus.chars[i] for i in char_idx]
+    per_op = [] if getattr(args, "no_per_op", False) else list_damage_ops()
+    sets = build_damage_sets(clean, config, args.seed, per_op)
+
+    candidates: list[Candidate] = [] if args.no_baselines else _baselines()
+    for spec in args.checkpoints:
+        candidates.append(load_candidate(spec, device, corpus.size, args.batch_size))
+    if not candidates:
+        raise RestoreAEError("nothing to evaluate: give checkpoints or drop --no-baselines")
+    seen: dict[str, int] = {}
+    for c in candidates:
+        if c.name in seen:
+            seen[c.name] += 1
+            c.name = f"{c.name}#{seen[c.name]}"
+        else:
+            seen[c.name] = 1
+
+    judge = None
+    if not args.no_ocr:
+        from restoreae.evaluate.ocr import OcrJudge
+
+        judge = OcrJudge(batch_size=64)
+
+    settings = {
+        "corpus": str(args.data),
+        "split": args.split,
+        "num": len(clean),
+        "seed": args.seed,
+        "size": int(corpus.size),
+        "damage": config.to_dict(),
+        "damage_file": str(args.damage) if args.damage else None,
+        "device": str(device),
+        "batch_size": args.batch_size,
+        "ocr": judge is not None,
+        "per_op_sets": per_op,
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+    }
+    results, restored = evaluate(
+        clean,
+        reference,
+        chars,
+        sets,
+        candidates,
+        judge=judge,
+        latency=not getattr(args, "no_latency", False),
+        batch_size=args.batch_size,
+        settings=settings,
+    )
+    results["settings"]["seconds"] = round(time.perf_counter() - t_start, 2)
+    grid = grid_image(sets, clean, reference, restored)
+    paths = write_outputs(Path(args.out), results, grid)
+    print(rep.leaderboard_markdown(results))
+    print(f"wrote {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
+    return 0

@@ -1,0 +1,176 @@
+"""Model weights on disk (safetensors, no pickle), input widening, parameter and FLOP counts.
+
+File format: a safetensors file holding the model's ``state_dict`` (float tensors as saved, on
+CPU) and three header metadata strings: ``format`` (``"restoreae-model-1"``), ``config`` (JSON of
+``model.config``, so ``create_model(**config)`` rebuilds the architecture) and ``metadata`` (JSON
+of the caller's dict, e.g. ``img_size``, ``in_chans``, ``reference_font``,
+``reference_face_index``, ``traditional``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from restoreae.errors import DataError, RestoreAEError
+from restoreae.models.registry import create_model
+from restoreae.utils import atomic_write
+
+FORMAT = "restoreae-model-1"
+
+
+def save_model(model: nn.Module, path: str | os.PathLike, metadata: dict | None = None) -> Path:
+    """Write ``model``'s weights, ``model.config`` and ``metadata`` to ``path`` atomically.
+
+    ``metadata`` must be JSON-serialisable. Returns the path written.
+    """
+    config = getattr(model, "config", None)
+    if not config or "name" not in config:
+        raise ValueError("model has no .config with a 'name'; build it with create_model()")
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    header = {
+        "format": FORMAT,
+        "config": json.dumps(config, sort_keys=True),
+        "metadata": json.dumps(metadata or {}, sort_keys=True, ensure_ascii=False),
+    }
+    return atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=header))
+
+
+def read_header(path: str | os.PathLike) -> tuple[dict, dict]:
+    """``(config, metadata)`` stored in a model file, without loading the weights."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"model file not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            header = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise DataError(f"{path}: not a readable safetensors model file ({exc})") from None
+    if header.get("format") != FORMAT:
+        raise DataError(f"{path}: not a restoreae model file (header format={header.get('format')!r})")
+    try:
+        config = json.loads(header["config"])
+        metadata = json.loads(header.get("metadata", "{}"))
+    except (KeyError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: corrupt model header ({exc})") from None
+    if not isinstance(config, dict) or "name" not in config:
+        raise DataError(f"{path}: model header 'config' has no model name")
+    return config, metadata
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+    """Load a file written by :func:`save_model` → ``(model in eval mode on device, metadata)``.
+
+    Raises ``DataError`` (naming the file) for a missing, corrupt or foreign file, an unknown model
+    name or weights that do not fit the architecture.
+    """
+    path = Path(path)
+    config, metadata = read_header(path)
+    try:
+        model = create_model(**config)
+    except RestoreAEError as exc:
+        raise DataError(f"{path}: {exc}") from None
+    except TypeError as exc:
+        raise DataError(f"{path}: bad model config {config!r} ({exc})") from None
+    try:
+        state: dict[str, torch.Tensor] = {}
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            for key in f.keys():  # noqa: SIM118 - safe_open is not a Mapping
+                state[key] = f.get_tensor(key)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise DataError(f"{path}: cannot read weights ({exc})") from None
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        msg = str(exc).splitlines()[0]
+        raise DataError(f"{path}: weights do not match model {config['name']!r}: {msg}") from None
+    return model.to(device).eval(), metadata
+
+
+def widen_input(model: nn.Module, in_chans: int = 2, init_std: float = 0.0) -> nn.Module:
+    """Return a copy of ``model`` taking ``in_chans`` input channels (pretrain → fine-tune).
+
+    Every weight whose input-channel dimension grows (the first conv / patch embedding, the
+    U-Net full-resolution input skip) keeps the old channels' weights; the new channels get
+    ``N(0, init_std)`` (default exactly 0), so with ``init_std=0`` the widened model's output
+    equals the old one's whatever the new (reference) channel holds — in particular when it is
+    zero. The copy is in the same mode (train/eval) and on the same device as ``model``.
+    """
+    config = dict(getattr(model, "config", {}) or {})
+    if "name" not in config:
+        raise ValueError("model has no .config with a 'name'; build it with create_model()")
+    old_in = int(config["in_chans"])
+    if in_chans < old_in:
+        raise ValueError(f"widen_input: cannot narrow {old_in} → {in_chans} channels")
+    config["in_chans"] = in_chans
+    new = create_model(**config)
+    old_state = model.state_dict()
+    new_state = new.state_dict()
+    for key, new_t in new_state.items():
+        old_t = old_state[key]
+        if old_t.shape == new_t.shape:
+            new_state[key] = old_t.clone()
+            continue
+        grows = (
+            old_t.dim() == new_t.dim()
+            and old_t.dim() >= 2
+            and old_t.shape[0] == new_t.shape[0]
+            and old_t.shape[2:] == new_t.shape[2:]
+            and new_t.shape[1] - old_t.shape[1] == in_chans - old_in
+        )
+        if not grows:
+            raise ValueError(f"widen_input: unexpected shape change for {key}: "
+                             f"{tuple(old_t.shape)} → {tuple(new_t.shape)}")
+        w = torch.zeros_like(new_t, dtype=old_t.dtype)
+        if init_std > 0:
+            w.normal_(0.0, init_std)
+        # The input channels sit at the end of a concatenation (image skip) or alone (stem).
+        n_old = old_t.shape[1]
+        offset = n_old - old_in  # channels before the image channels (0 for a stem conv)
+        w[:, :offset] = old_t[:, :offset]
+        w[:, offset : offset + old_in] = old_t[:, offset:]
+        new_state[key] = w
+    new.load_state_dict(new_state, strict=True)
+    p = next(model.parameters())
+    return new.to(p.device).train(model.training)
+
+
+def count_params(model: nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameters (all, or only those with ``requires_grad``)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def gflops(model: nn.Module, img_size: int = 224, in_chans: int | None = None) -> float:
+    """Forward GFLOPs for one ``img_size × img_size`` image (batch 1, eval mode, no grad).
+
+    Counted with ``torch.utils.flop_counter.FlopCounterMode``, which counts a multiply-add as 2
+    FLOPs: GFLOPs = 2 · MACs / 1e9 (convolutions, matmuls, attention; element-wise ops ignored).
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    if in_chans is None:
+        in_chans = int(getattr(model, "config", {}).get("in_chans", 2))
+    p = next(model.parameters())
+    x = torch.zeros(1, in_chans, img_size, img_size, device=p.device, dtype=p.dtype)
+    was_training = model.training
+    model.eval()
+    try:
+        counter = FlopCounterMode(display=False)
+        with torch.no_grad(), counter:
+            model(x)
+    finally:
+        model.train(was_training)
+    return counter.get_total_flops() / 1e9
+
+
+def model_info(model: nn.Module) -> dict[str, Any]:
+    """``{"name", "kind", "params"}`` of a model built by ``create_model``."""
+    cfg = getattr(model, "config", {}) or {}
+    return {"name": cfg.get("name"), "kind": getattr(model, "kind", None), "params": count_params(model)}

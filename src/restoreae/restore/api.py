@@ -1,0 +1,278 @@
+"""The Python API: restore real images of single characters.
+
+>>> from restoreae import Restorer
+>>> r = Restorer.from_pretrained()                  # the shipped model, PyTorch on the CPU
+>>> out = r.restore("rubbing.jpg", char="永")       # uint8 (H, W), the input's size and polarity
+
+Inputs may be file paths, PIL images or numpy arrays (grey, RGB, RGBA; uint8, uint16 or float);
+either polarity (black ink on paper, white strokes of a rubbing) is detected and kept. See
+:mod:`restoreae.restore.preprocess` for the mapping to and from the model's S×S glyph.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from restoreae.errors import DataError, RestoreAEError
+from restoreae.restore.backends import Backend, OnnxBackend, TorchBackend
+from restoreae.restore.preprocess import Polarity, Prepared, finish, load_image, prepare
+
+PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "pretrained"
+#: The shipped default model.
+DEFAULT_MODEL = PRETRAINED_DIR / "default.safetensors"
+
+ImageLike = np.ndarray | Image.Image | str | os.PathLike
+
+# CJK ideograph blocks: unified (BMP + extensions A–H) and compatibility ideographs.
+_CJK_RANGES = (
+    (0x3400, 0x4DBF),
+    (0x4E00, 0x9FFF),
+    (0xF900, 0xFAFF),
+    (0x20000, 0x2FA1F),
+    (0x30000, 0x323AF),
+)
+
+
+def validate_char(char: str) -> str:
+    """Return ``char`` stripped of whitespace if it is exactly one CJK ideograph, else raise."""
+    c = char.strip() if isinstance(char, str) else char
+    if not isinstance(c, str) or len(c) != 1:
+        raise RestoreAEError(f"--char / char must be a single Chinese character, got {char!r}")
+    code = ord(c)
+    if not any(a <= code <= b for a, b in _CJK_RANGES):
+        raise RestoreAEError(f"{char!r} (U+{code:04X}) is not a CJK ideograph")
+    return c
+
+
+def resolve_model_path(model: str | os.PathLike | None) -> Path:
+    """Find the weights file for a model argument.
+
+    ``None`` or ``"default"``: the shipped model; an existing file: itself; a run folder:
+    ``weights/best.safetensors`` (else ``last``); a bare name: ``pretrained/<name>.safetensors``.
+    """
+    if model is None or str(model) == "default":
+        if not DEFAULT_MODEL.is_file():
+            raise RestoreAEError(
+                f"the shipped model {DEFAULT_MODEL} is missing: this installation has no trained "
+                "default model yet; pass --model CHECKPOINT (a file written by `restoreae train`)"
+            )
+        return DEFAULT_MODEL
+    path = Path(model)
+    if path.is_file():
+        return path
+    if path.is_dir():
+        for rel in (
+            "weights/best.safetensors",
+            "best.safetensors",
+            "weights/last.safetensors",
+            "last.safetensors",
+        ):
+            if (path / rel).is_file():
+                return path / rel
+        raise RestoreAEError(f"{path}: folder holds no weights/best.safetensors")
+    named = PRETRAINED_DIR / f"{model}.safetensors"
+    if named.is_file():
+        return named
+    available = sorted(p.stem for p in PRETRAINED_DIR.glob("*.safetensors"))
+    raise RestoreAEError(
+        f"{model}: no such checkpoint file, run folder or shipped model "
+        f"(shipped: {', '.join(available) or 'none'})"
+    )
+
+
+class Restorer:
+    """Restore damaged images of single Chinese characters with a trained model.
+
+    ``model``: checkpoint path, run folder, shipped model name, or None for the shipped default.
+    ``backend``: ``"torch"`` or ``"onnx"`` (ONNX Runtime on the CPU; with ``onnx_path`` the file
+    written by ``restoreae export``, else the model is exported in memory on start-up).
+    ``device``: torch device for the torch backend. ``threads``: CPU threads (None: library
+    default). ``polarity``: ``"auto"`` (detect per image), ``"dark-on-light"`` or
+    ``"light-on-dark"``.
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike | None = None,
+        backend: str = "torch",
+        device: str = "cpu",
+        onnx_path: str | os.PathLike | None = None,
+        threads: int | None = None,
+        polarity: Polarity = "auto",
+    ) -> None:
+        if backend not in ("torch", "onnx"):
+            raise RestoreAEError(f"backend must be 'torch' or 'onnx', got {backend!r}")
+        if polarity not in ("auto", "dark-on-light", "light-on-dark"):
+            raise RestoreAEError(f"polarity must be auto, dark-on-light or light-on-dark: {polarity!r}")
+        self.polarity: Polarity = polarity
+        self.backend_name = backend
+        self._backend: Backend
+        if backend == "onnx" and onnx_path is not None:
+            self._backend = OnnxBackend(onnx_path, threads=threads)
+            self.model_path: Path | None = None
+        else:
+            self.model_path = resolve_model_path(model)
+            torch_backend = TorchBackend(self.model_path, device=device, threads=threads)
+            if backend == "onnx":
+                from restoreae.restore.export import onnx_bytes
+
+                data = onnx_bytes(torch_backend.model, torch_backend.metadata)
+                self._backend = OnnxBackend(data, threads=threads, metadata=torch_backend.metadata)
+            else:
+                self._backend = torch_backend
+        self.metadata: dict = dict(self._backend.metadata)
+        self._renderer = None
+        self._reference_cache: dict[str, np.ndarray] = {}
+        self._warned_no_char = False
+        self._warned_ignored_char = False
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        model: str | os.PathLike | None = None,
+        backend: str = "torch",
+        device: str = "cpu",
+        onnx_path: str | os.PathLike | None = None,
+        **kwargs,
+    ) -> Restorer:
+        """A restorer for the shipped default model (``model=None``) or a named/pathed one."""
+        return cls(model, backend=backend, device=device, onnx_path=onnx_path, **kwargs)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def img_size(self) -> int:
+        """The model's square input size S in pixels."""
+        return int(self.metadata["img_size"])
+
+    @property
+    def in_chans(self) -> int:
+        """1 (damaged glyph only) or 2 (damaged glyph + standard-font reference)."""
+        return int(self.metadata["in_chans"])
+
+    @property
+    def uses_reference(self) -> bool:
+        """Whether the model takes a reference channel (then ``char`` helps)."""
+        return self.in_chans == 2
+
+    # ------------------------------------------------------------------ steps
+    def reference(self, char: str) -> np.ndarray:
+        """The standard-font reference of ``char``: uint8 (S, S), white ink on black."""
+        char = validate_char(char)
+        if char not in self._reference_cache:
+            if self._renderer is None:
+                self._renderer = self._make_renderer()
+            try:
+                glyph = self._renderer.render(char)
+            except DataError as exc:
+                raise RestoreAEError(
+                    f"the reference font cannot draw {char!r} ({exc}); restore without --char "
+                    "or with --no-reference"
+                ) from exc
+            self._reference_cache[char] = np.asarray(glyph, dtype=np.uint8)
+        return self._reference_cache[char]
+
+    def _make_renderer(self):
+        from restoreae.data.reference import ReferenceRenderer
+
+        font = self.metadata.get("reference_font")
+        face = int(self.metadata.get("reference_face_index") or 0)
+        trad = bool(self.metadata.get("traditional") or False)
+        try:
+            return ReferenceRenderer(font=font, face_index=face, traditional=trad, size=self.img_size)
+        except (RestoreAEError, OSError) as exc:
+            if font is None:
+                raise
+            warnings.warn(
+                f"the model's reference font {font!r} is not available here ({exc}); "
+                "using the default reference font",
+                stacklevel=3,
+            )
+            return ReferenceRenderer(font=None, traditional=trad, size=self.img_size)
+
+    def prepare(self, image: ImageLike, polarity: Polarity | None = None) -> Prepared:
+        """Load ``image`` and map it to the model's input glyph (see :func:`prepare`)."""
+        grey, _ = load_image(image)
+        return prepare(grey, self.img_size, polarity or self.polarity)
+
+    def model_input(
+        self, prep: Prepared, char: str | None = None, use_reference: bool = True
+    ) -> np.ndarray:
+        """float32 (C, S, S) in [0, 1] for one prepared image.
+
+        Channel 1 (2-channel models) is the reference glyph of ``char``; it is left empty (zeros,
+        as in training's reference dropout) when ``char`` is None (with a one-time warning) or
+        ``use_reference`` is False (silently).
+        """
+        x = np.zeros((self.in_chans, self.img_size, self.img_size), np.float32)
+        x[0] = prep.glyph.astype(np.float32) / 255.0
+        if not use_reference:
+            return x
+        if char is not None and not self.uses_reference:
+            validate_char(char)
+            if not self._warned_ignored_char:
+                self._warned_ignored_char = True
+                warnings.warn(
+                    "this model takes no reference channel: the given character is ignored",
+                    stacklevel=3,
+                )
+        elif self.uses_reference:
+            if char is None:
+                if not self._warned_no_char:
+                    self._warned_no_char = True
+                    warnings.warn(
+                        "no character given: the model's reference channel is left empty "
+                        "(it still restores, usually less faithfully; pass char= / --char)",
+                        stacklevel=3,
+                    )
+            else:
+                x[1] = self.reference(char).astype(np.float32) / 255.0
+        return x
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """The bare model: float32 (B, C, S, S) in [0, 1] → float32 (B, 1, S, S) in [0, 1]."""
+        return self._backend(batch)
+
+    # ------------------------------------------------------------------ public
+    def restore(
+        self, image: ImageLike, char: str | None = None, polarity: Polarity | None = None
+    ) -> np.ndarray:
+        """Restore one image: path / PIL image / array → uint8 (H, W), input size and polarity."""
+        return self.restore_many([image], [char], batch_size=1, polarity=polarity)[0]
+
+    def restore_many(
+        self,
+        images: Sequence[ImageLike],
+        chars: Sequence[str | None] | None = None,
+        batch_size: int = 16,
+        polarity: Polarity | None = None,
+    ) -> list[np.ndarray]:
+        """Restore several images in batches; returns uint8 (H, W) arrays in input order.
+
+        ``chars``: one character (or None) per image. Raises on the first bad image.
+        """
+        images = list(images)
+        if chars is None:
+            chars = [None] * len(images)
+        chars = list(chars)
+        if len(chars) != len(images):
+            raise RestoreAEError(f"{len(images)} images but {len(chars)} characters")
+        if batch_size < 1:
+            raise RestoreAEError(f"batch_size must be ≥ 1, got {batch_size}")
+        out: list[np.ndarray] = []
+        for start in range(0, len(images), batch_size):
+            preps = [self.prepare(im, polarity) for im in images[start : start + batch_size]]
+            batch = np.stack(
+                [
+                    self.model_input(p, c)
+                    for p, c in zip(preps, chars[start : start + batch_size], strict=True)
+                ]
+            )
+            restored = self.run(batch)
+            out.extend(finish(p, restored[i, 0]) for i, p in enumerate(preps))
+        return out

@@ -1,0 +1,150 @@
+"""Inference backends: PyTorch and ONNX Runtime behind one interface.
+
+A backend is called with a ``float32`` numpy batch ``(B, C, S, S)`` in ``[0, 1]`` (channel 0: the
+damaged glyph, channel 1 (optional): the reference; white ink = 1 on black = 0) and returns the
+restored batch ``float32 (B, 1, S, S)`` in ``[0, 1]``, same polarity. Both carry the model's
+``metadata`` (``img_size``, ``in_chans``, ``reference_font``, ``reference_face_index``,
+``traditional``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from restoreae.errors import RestoreAEError
+
+#: Key of the JSON metadata stored in an exported ONNX file's ``metadata_props``.
+ONNX_METADATA_KEY = "restoreae"
+
+
+class Backend(Protocol):
+    """What :class:`~restoreae.restore.api.Restorer` needs from a backend."""
+
+    metadata: dict
+    img_size: int
+    in_chans: int
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray: ...
+
+
+def _complete_metadata(metadata: dict, config: dict | None, source: str) -> dict:
+    """Fill ``img_size`` / ``in_chans`` from the model config when the metadata lacks them."""
+    meta = dict(metadata or {})
+    config = config or {}
+    for key in ("img_size", "in_chans"):
+        if meta.get(key) is None and config.get(key) is not None:
+            meta[key] = config[key]
+    for key in ("img_size", "in_chans"):
+        if meta.get(key) is None:
+            raise RestoreAEError(f"{source}: model metadata lacks '{key}'")
+        meta[key] = int(meta[key])
+    if meta["in_chans"] not in (1, 2):
+        raise RestoreAEError(f"{source}: in_chans must be 1 or 2, got {meta['in_chans']}")
+    return meta
+
+
+def _check_batch(batch: np.ndarray, in_chans: int, size: int) -> np.ndarray:
+    batch = np.ascontiguousarray(batch, dtype=np.float32)
+    if batch.ndim != 4 or batch.shape[1:] != (in_chans, size, size):
+        raise RestoreAEError(
+            f"expected a batch of shape (B, {in_chans}, {size}, {size}), got {batch.shape}"
+        )
+    return batch
+
+
+class TorchBackend:
+    """PyTorch backend: ``restoreae.models.io.load_model``; batched, ``no_grad``, channels_last.
+
+    ``threads``: when given, ``torch.set_num_threads`` (process-wide) is set to it.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        device: str = "cpu",
+        threads: int | None = None,
+    ) -> None:
+        import torch
+
+        from restoreae.models.io import load_model
+
+        if threads is not None:
+            torch.set_num_threads(int(threads))
+        self.path = Path(path)
+        self.device = torch.device(device)
+        model, metadata = load_model(self.path, device=str(self.device))
+        self.model = model.eval().to(self.device, memory_format=torch.channels_last)
+        self.metadata = _complete_metadata(
+            metadata, getattr(model, "config", None), str(self.path)
+        )
+        self.img_size = self.metadata["img_size"]
+        self.in_chans = self.metadata["in_chans"]
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        """``batch`` float32 (B, C, S, S) in [0, 1] → float32 (B, 1, S, S) in [0, 1]."""
+        import torch
+
+        batch = _check_batch(batch, self.in_chans, self.img_size)
+        with torch.inference_mode():
+            x = torch.from_numpy(batch).to(self.device)
+            x = x.contiguous(memory_format=torch.channels_last)
+            y = self.model(x)
+        return y.float().contiguous().cpu().numpy()
+
+
+class OnnxBackend:
+    """ONNX Runtime backend (``CPUExecutionProvider``) for a file written by ``restoreae export``.
+
+    ``source``: the ``.onnx`` path or the serialized model bytes. ``metadata``: overrides the
+    metadata stored in the file (needed only for files exported by other tools).
+    """
+
+    def __init__(
+        self,
+        source: str | os.PathLike | bytes,
+        threads: int | None = None,
+        metadata: dict | None = None,
+    ) -> None:
+        import onnxruntime as ort
+
+        name = "<onnx bytes>" if isinstance(source, bytes) else str(source)
+        if not isinstance(source, bytes) and not Path(source).is_file():
+            raise RestoreAEError(f"{name}: no such ONNX file")
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        if threads is not None:
+            opts.intra_op_num_threads = int(threads)
+            opts.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(
+                source if isinstance(source, bytes) else str(source),
+                sess_options=opts,
+                providers=["CPUExecutionProvider"],
+            )
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise RestoreAEError(f"{name}: cannot load ONNX model ({exc})") from exc
+        stored = self.session.get_modelmeta().custom_metadata_map.get(ONNX_METADATA_KEY)
+        meta = dict(json.loads(stored)) if stored else {}
+        meta.update(metadata or {})
+        inp = self.session.get_inputs()[0]
+        shape = inp.shape
+        if meta.get("in_chans") is None and isinstance(shape[1], int):
+            meta["in_chans"] = shape[1]
+        if meta.get("img_size") is None and isinstance(shape[2], int):
+            meta["img_size"] = shape[2]
+        self.metadata = _complete_metadata(meta, None, name)
+        self.img_size = self.metadata["img_size"]
+        self.in_chans = self.metadata["in_chans"]
+        self.input_name = inp.name
+        self.path = None if isinstance(source, bytes) else Path(source)
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        """``batch`` float32 (B, C, S, S) in [0, 1] → float32 (B, 1, S, S) in [0, 1]."""
+        batch = _check_batch(batch, self.in_chans, self.img_size)
+        (y,) = self.session.run(None, {self.input_name: batch})[:1]
+        return np.asarray(y, dtype=np.float32)

@@ -1,0 +1,127 @@
+"""Reconstruction losses on model outputs: float ``(B, 1, H, W)`` in ``[0, 1]``, 1 = ink.
+
+Terms: ``mse``, ``l1``, ``ssim`` (1 - mean SSIM, Gaussian window 11 / sigma 1.5), ``edge``
+(L1 weighted by ``1 + 4 * Sobel magnitude`` of the target, so strokes' outlines count more).
+A loss spec combines terms with weights: ``"mse"``, ``"l1+edge"``, ``"0.8*l1+0.2*ssim"`` or a
+mapping ``{"l1": 0.8, "ssim": 0.2}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def mse_loss(pred: Tensor, target: Tensor) -> Tensor:
+    return F.mse_loss(pred, target)
+
+
+def l1_loss(pred: Tensor, target: Tensor) -> Tensor:
+    return F.l1_loss(pred, target)
+
+
+def _gaussian_window(size: int, sigma: float, channels: int, like: Tensor) -> Tensor:
+    coords = torch.arange(size, dtype=torch.float32, device=like.device) - (size - 1) / 2
+    g = torch.exp(-(coords**2) / (2 * sigma**2))
+    g = g / g.sum()
+    w = torch.outer(g, g)
+    return w.expand(channels, 1, size, size).contiguous()
+
+
+def ssim_map(pred: Tensor, target: Tensor, window: int = 11, sigma: float = 1.5) -> Tensor:
+    """Per-pixel SSIM of float images in [0, 1] ``(B, C, H, W)`` (valid region only)."""
+    c = pred.shape[1]
+    size = min(window, pred.shape[-1], pred.shape[-2])
+    w = _gaussian_window(size, sigma, c, pred)
+    c1, c2 = 0.01**2, 0.03**2
+    mu_x = F.conv2d(pred, w, groups=c)
+    mu_y = F.conv2d(target, w, groups=c)
+    sxx = F.conv2d(pred * pred, w, groups=c) - mu_x**2
+    syy = F.conv2d(target * target, w, groups=c) - mu_y**2
+    sxy = F.conv2d(pred * target, w, groups=c) - mu_x * mu_y
+    num = (2 * mu_x * mu_y + c1) * (2 * sxy + c2)
+    den = (mu_x**2 + mu_y**2 + c1) * (sxx + syy + c2)
+    return num / den
+
+
+def ssim_loss(pred: Tensor, target: Tensor) -> Tensor:
+    return 1.0 - ssim_map(pred, target).mean()
+
+
+def sobel_magnitude(x: Tensor) -> Tensor:
+    """Sobel gradient magnitude of ``(B, C, H, W)`` images (same size, replicate padding)."""
+    kx = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], device=x.device)
+    k = torch.stack([kx, kx.t()]).unsqueeze(1).to(x.dtype)  # (2, 1, 3, 3)
+    c = x.shape[1]
+    xp = F.pad(x, (1, 1, 1, 1), mode="replicate").reshape(-1, 1, x.shape[-2] + 2, x.shape[-1] + 2)
+    g = F.conv2d(xp, k)
+    mag = torch.sqrt(g[:, 0] ** 2 + g[:, 1] ** 2 + 1e-12)
+    return mag.reshape(x.shape[0], c, x.shape[-2], x.shape[-1])
+
+
+def edge_loss(pred: Tensor, target: Tensor, alpha: float = 4.0) -> Tensor:
+    """L1 weighted by ``1 + alpha * clamp(|Sobel(target)| / 4, 0, 1)``."""
+    with torch.no_grad():
+        weight = 1.0 + alpha * (sobel_magnitude(target) / 4.0).clamp(0.0, 1.0)
+    return (weight * (pred - target).abs()).mean()
+
+
+LOSSES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
+    "mse": mse_loss,
+    "l1": l1_loss,
+    "ssim": ssim_loss,
+    "edge": edge_loss,
+}
+
+
+def parse_loss_spec(spec: str | dict) -> dict[str, float]:
+    """``"0.8*l1+0.2*ssim"`` / ``{"l1": 0.8}`` → ``{"l1": 0.8, "ssim": 0.2}``; ValueError if bad."""
+    terms: dict[str, float] = {}
+    if isinstance(spec, dict):
+        items = list(spec.items())
+    elif isinstance(spec, str):
+        items = []
+        for part in spec.replace(" ", "").split("+"):
+            if not part:
+                raise ValueError(f"empty term in loss '{spec}'")
+            if "*" in part:
+                w, _, name = part.partition("*")
+                try:
+                    items.append((name, float(w)))
+                except ValueError:
+                    raise ValueError(f"bad weight '{w}' in loss '{spec}'") from None
+            else:
+                items.append((part, 1.0))
+    else:
+        raise ValueError(f"loss must be a string or a mapping, got {type(spec).__name__}")
+    for name, weight in items:
+        if name not in LOSSES:
+            raise ValueError(f"unknown loss term '{name}' (known: {', '.join(LOSSES)})")
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or weight <= 0:
+            raise ValueError(f"loss weight of '{name}' must be a positive number, got {weight!r}")
+        terms[name] = terms.get(name, 0.0) + float(weight)
+    if not terms:
+        raise ValueError("the loss has no terms")
+    return terms
+
+
+class CompositeLoss(nn.Module):
+    """Weighted sum of loss terms; ``forward`` returns ``(total, {term: value})`` in float32."""
+
+    def __init__(self, spec: str | dict) -> None:
+        super().__init__()
+        self.terms = parse_loss_spec(spec)
+
+    def forward(self, pred: Tensor, target: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        pred, target = pred.float(), target.float()
+        parts = {name: LOSSES[name](pred, target) for name in self.terms}
+        total = sum(self.terms[name] * value for name, value in parts.items())
+        return total, parts
+
+
+def build_loss(spec: str | dict) -> CompositeLoss:
+    """The loss module for a ``train.loss`` spec."""
+    return CompositeLoss(spec)

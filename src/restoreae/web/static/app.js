@@ -1,0 +1,203 @@
+// restoreae web page: upload → POST /api/restore → poll GET /api/jobs/{id} → show result rows.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const form = $("restore-form");
+const fileInput = $("files");
+const dropZone = $("drop-zone");
+const button = $("restore-button");
+const errorBox = $("error-box");
+const progressPanel = $("progress-panel");
+const progressBar = $("progress");
+const progressText = $("progress-text");
+const resultsBox = $("results");
+
+let limits = { max_upload_bytes: 10 * 1024 * 1024, max_files: 16 };
+let chosenFiles = [];
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key === "class") node.className = value;
+    else node.setAttribute(key, value);
+  }
+  for (const child of children) {
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+function showError(message) {
+  errorBox.textContent = message;
+  errorBox.hidden = !message;
+}
+
+function megabytes(n) {
+  return (n / (1024 * 1024)).toPrecision(3).replace(/\.?0+$/, "") + " MB";
+}
+
+function setFiles(files) {
+  chosenFiles = Array.from(files);
+  const list = $("file-list");
+  list.textContent = chosenFiles.length
+    ? chosenFiles.map((f) => `${f.name} (${Math.ceil(f.size / 1024)} KB)`).join(", ")
+    : "No file chosen";
+  showError("");
+}
+
+async function loadModels() {
+  try {
+    const response = await fetch("/api/models");
+    const info = await response.json();
+    limits = info;
+    const select = $("model");
+    select.replaceChildren();
+    for (const model of info.models) {
+      const option = el("option", { value: model.name }, `${model.name} (${model.file})`);
+      if (model.default) option.selected = true;
+      select.append(option);
+    }
+    if (!info.models.length) {
+      showError("No model is available. Start the server with --model PATH.\n没有可用的模型。");
+      button.disabled = true;
+    }
+    $("limits").textContent =
+      `Images only (${info.formats.join(", ")}), up to ${megabytes(info.max_upload_bytes)} ` +
+      `each, ${info.max_files} per request. 仅限图像，每个不超过 ${megabytes(info.max_upload_bytes)}。`;
+  } catch (err) {
+    showError(`Cannot reach the server: ${err}`);
+  }
+}
+
+function figure(caption, src, downloadName, emptyText) {
+  if (!src) {
+    return el("figure", { class: "empty" }, el("div", {}, emptyText), el("figcaption", {}, caption));
+  }
+  const img = el("img", { src, alt: caption });
+  if (downloadName) img.dataset.name = downloadName;
+  return el("figure", {}, img, el("figcaption", {}, caption));
+}
+
+function renderResult(result) {
+  const title = el("h2", {}, result.name);
+  if (result.char) title.append(el("span", { class: "char" }, result.char));
+  if (!result.ok) {
+    const box = el("div", { class: "error-box file-error", role: "alert" }, result.error);
+    return el("article", { class: "result failed", "data-index": result.index }, title, box);
+  }
+  title.append(el("span", { class: "meta" }, `${result.width}×${result.height} px`));
+  const stem = result.name.replace(/\.[^.]*$/, "") || "glyph";
+  const row = el(
+    "div",
+    { class: "row" },
+    figure("damaged · 残损", result.images.input),
+    figure(
+      "reference · 标准字",
+      result.images.reference,
+      null,
+      "no character given · 未输入字",
+    ),
+    figure("restored · 修复", result.images.restored, `${stem}-restored.png`),
+  );
+  row.lastChild.querySelector("img").classList.add("restored");
+  const link = el(
+    "a",
+    { class: "download", href: result.download, download: `${stem}-restored.png` },
+    "Download restored PNG · 下载修复图",
+  );
+  const article = el("article", { class: "result ok", "data-index": result.index }, title, row);
+  if (result.note) article.append(el("p", { class: "note" }, result.note));
+  article.append(link);
+  return article;
+}
+
+function showJob(job) {
+  progressBar.max = Math.max(job.total, 1);
+  progressBar.value = job.done;
+  progressText.textContent = `${job.done} / ${job.total} · ${job.stage}`;
+  job.results.forEach((result, i) => {
+    if (result && !result.omitted && !resultsBox.querySelector(`[data-index="${i}"]`)) {
+      resultsBox.append(renderResult(result));
+    }
+  });
+  if (job.status === "done") {
+    const failed = Array.from(resultsBox.querySelectorAll(".result.failed .file-error"));
+    if (failed.length) showError(failed.map((box) => box.textContent).join("\n"));
+  }
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// The JSON body of a response; a server error that is not JSON becomes an Error with its text.
+async function readJson(response) {
+  const text = await response.text();
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new Error(`${response.status} ${response.statusText}: ${text.slice(0, 200)}`);
+  }
+}
+
+async function restore(event) {
+  event.preventDefault();
+  showError("");
+  if (!chosenFiles.length) {
+    showError("Choose one or more character images first. 请先选择图像。");
+    return;
+  }
+  if (chosenFiles.length > limits.max_files) {
+    showError(`Too many files: at most ${limits.max_files} per request.`);
+    return;
+  }
+  const body = new FormData();
+  for (const file of chosenFiles) body.append("files", file, file.name);
+  body.append("char", $("char").value);
+  body.append("model", $("model").value);
+
+  button.disabled = true;
+  resultsBox.replaceChildren();
+  progressPanel.hidden = false;
+  progressBar.removeAttribute("value");
+  progressText.textContent = "uploading · 上传中";
+  try {
+    let response = await fetch("/api/restore", { method: "POST", body });
+    let job = await readJson(response);
+    if (!response.ok && !job.id) throw new Error(job.detail || response.statusText);
+    showJob(job);
+    while (job.status !== "done") {
+      await sleep(200);
+      // Results already shown are not sent again (they carry the images).
+      const shown = resultsBox.querySelectorAll(".result").length;
+      response = await fetch(`/api/jobs/${job.id}?skip=${shown}`);
+      job = await readJson(response);
+      if (!response.ok) throw new Error(job.detail || response.statusText);
+      showJob(job);
+    }
+    progressText.textContent = `${job.done} / ${job.total} · done · 完成`;
+  } catch (err) {
+    showError(String(err.message || err));
+    progressPanel.hidden = true;
+  } finally {
+    button.disabled = false;
+  }
+}
+
+fileInput.addEventListener("change", () => setFiles(fileInput.files));
+dropZone.addEventListener("click", (e) => {
+  if (e.target === dropZone || e.target.tagName === "P") fileInput.click();
+});
+dropZone.addEventListener("keydown", (e) => {
+  if (e.key === "Enter" || e.key === " ") { e.preventDefault(); fileInput.click(); }
+});
+for (const name of ["dragenter", "dragover"]) {
+  dropZone.addEventListener(name, (e) => { e.preventDefault(); dropZone.classList.add("dragging"); });
+}
+for (const name of ["dragleave", "drop"]) {
+  dropZone.addEventListener(name, () => dropZone.classList.remove("dragging"));
+}
+dropZone.addEventListener("drop", (e) => {
+  e.preventDefault();
+  if (e.dataTransfer && e.dataTransfer.files.length) setFiles(e.dataTransfer.files);
+});
+form.addEventListener("submit", restore);
+loadModels();
