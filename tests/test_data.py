@@ -244,7 +244,8 @@ def test_rerun_skips_and_rebuilds_on_change(tmp_path: Path, small_faces: list[Fo
     build_corpus(out, "中国书法", small_faces, 32, **kw)
     pngs = sorted((out / "images").rglob("*.png"))
     assert len(pngs) == 12
-    stamp = {p: p.stat().st_mtime_ns for p in [*pngs, out / "glyphs.npy", out / "coverage.npy"]}
+    arrays = [out / "glyphs.npy", out / "coverage.npy", out / "reference.npy"]
+    stamp = {p: p.stat().st_mtime_ns for p in [*pngs, *arrays]}
     build_corpus(out, "中国书法", small_faces, 32, **kw)
     assert {p: p.stat().st_mtime_ns for p in stamp} == stamp  # nothing re-rendered or rebuilt
     # the test family is the non-reference one (the reference font's family is never in test)

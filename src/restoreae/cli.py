@@ -49,10 +49,12 @@ def _add_preview_damage(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("preview-damage", help="write a clean | damaged grid PNG")
     p.add_argument("--out", type=Path, default=Path("damage-preview.png"))
     p.add_argument("--corpus", type=Path, default=None, help="corpus folder (default: render)")
-    p.add_argument("--config", type=Path, default=None, help="damage YAML config")
-    p.add_argument("--ops", default=None, help="comma-separated op names (default: all)")
-    p.add_argument("--rows", type=int, default=8)
-    p.add_argument("--size", type=int, default=128)
+    p.add_argument(
+        "--config", type=Path, default=None, help="damage YAML or preset seed|real (default: seed)"
+    )
+    p.add_argument("--ops", default=None, help="comma-separated ops, a column each (default: all)")
+    p.add_argument("--rows", type=int, default=8, help="number of glyphs (rows)")
+    p.add_argument("--size", type=int, default=128, help="glyph size in pixels")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_run_preview_damage)
 
@@ -83,8 +85,23 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a model from a YAML config (also under torchrun)")
     p.add_argument("-c", "--config", type=Path, required=True)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides")
-    p.add_argument("--resume", type=Path, default=None, help="checkpoint folder or state file")
-    p.add_argument("--eval-only", action="store_true")
+    p.add_argument(
+        "--resume",
+        type=Path,
+        default=None,
+        help="run folder or state file to resume (default: RUN_DIR/state/last.pt if present); "
+        "with --eval-only: run folder or .safetensors to evaluate",
+    )
+    p.add_argument(
+        "--eval-only", action="store_true", help="only compute validation metrics of a checkpoint"
+    )
+    p.add_argument(
+        "--stop-at-step",
+        type=int,
+        default=None,
+        metavar="N",
+        help="save and exit at optimizer step N without changing the schedule (resume later)",
+    )
     p.set_defaults(func=_run_train)
 
 
@@ -136,12 +153,15 @@ def _add_restore(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", type=Path, required=True, help="output folder")
     p.add_argument("--char", default=None, help="the character shown (for the reference channel)")
     p.add_argument(
-        "--chars-csv", type=Path, default=None, help="CSV with columns path,char (path or file name)"
+        "--chars-csv",
+        type=Path,
+        default=None,
+        help="CSV with columns path,char (path or file name)",
     )
     p.add_argument("--model", default=None, help="model name or checkpoint (default: shipped)")
     p.add_argument("--no-reference", action="store_true", help="leave the reference channel empty")
     p.add_argument("--backend", choices=("torch", "onnx"), default="torch")
-    p.add_argument("--onnx", type=Path, default=None, help="ONNX file for --backend onnx")
+    p.add_argument("--onnx", type=Path, default=None, help="ONNX file (implies --backend onnx)")
     p.add_argument("--polarity", choices=("auto", "dark-on-light", "light-on-dark"), default="auto")
     p.add_argument(
         "--side-by-side",

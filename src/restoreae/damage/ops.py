@@ -106,18 +106,23 @@ def rectangles(
     grey level by ``±shift`` (random sign), clipped to 0-255 after each rectangle."""
     h, w = img.shape
     count = sample_int(rng, n)
-    out = img.astype(np.int16)
+    out = img.copy()
     lo, hi = size if isinstance(size, tuple | list) else (size, size)
     sizes = rng.uniform(lo, hi, size=(count, 2))
     corners = rng.random((count, 2))
-    slo, shi = (round(shift[0]), round(shift[1])) if isinstance(shift, tuple | list) else (shift,) * 2
+    slo, shi = (
+        (round(shift[0]), round(shift[1])) if isinstance(shift, tuple | list) else (shift,) * 2
+    )
     shifts = rng.integers(slo, shi + 1, size=count) * rng.choice((-1, 1), size=count)
     for (fh, fw), (cy, cx), s in zip(sizes, corners, shifts, strict=True):
         rh, rw = max(1, round(fh * h)), max(1, round(fw * w))
         y0, x0 = int(cy * (h - rh + 1)), int(cx * (w - rw + 1))
-        region = out[y0 : y0 + rh, x0 : x0 + rw]
-        np.clip(region + s, 0, 255, out=region)
-    return out.astype(np.uint8)
+        region = out[y0 : y0 + rh, x0 : x0 + rw]  # a view: saturating add/subtract in place
+        if s > 0:
+            cv2.add(region, int(s), dst=region)
+        else:
+            cv2.subtract(region, int(-s), dst=region)
+    return out
 
 
 @register_damage("polygons")
@@ -125,13 +130,14 @@ def polygons(
     img: np.ndarray,
     rng: np.random.Generator,
     *,
-    n: Range = (1, 4),
+    n: Range = (1, 3),
     vertices: Range = (3, 8),
-    radius: Range = (0.08, 0.25),
+    radius: Range = (0.06, 0.2),
     p_black: float = 0.6,
     grey: Range = (128, 255),
 ) -> np.ndarray:
-    """Paint ``n`` random convex polygons (``vertices`` corners on a circle of ``radius`` × side).
+    """Paint ``n`` random convex polygons (``vertices`` corners on a circle of ``radius`` × side,
+    around their centre).
 
     Black polygons (probability ``p_black``) are centred on an ink pixel and erase strokes; the
     others are grey/white blots anywhere.
@@ -149,7 +155,9 @@ def polygons(
             value = sample_int(rng, grey)
         m = max(3, sample_int(rng, vertices))
         r = sample_uniform(rng, radius) * side
-        angles = np.sort(rng.uniform(0, 2 * np.pi, m))
+        # jittered even angles: every gap < pi, so the polygon contains its centre
+        slots = np.arange(m) + 0.4 * (rng.random(m) - 0.5)
+        angles = rng.uniform(0, 2 * np.pi) + 2 * np.pi * slots / m
         pts = np.stack([cx + r * np.cos(angles), cy + r * np.sin(angles)], axis=1)
         cv2.fillPoly(out, [np.round(pts).astype(np.int32)], int(value))
     return out
@@ -182,6 +190,7 @@ def blob_noise(
     values = rng.integers(round(alo), round(ahi) + 1, size=count).astype(np.uint8)
     ys, xs = rng.integers(0, h, size=count), rng.integers(0, w, size=count)
     positive = rng.random(count) < 0.5
+    positive[0] |= not positive.any()  # at least one raising blob, so the image always changes
     se = np.ones((k, k), np.uint8)
     out = img.astype(np.int16)
     for sign, sel in ((1, positive), (-1, ~positive)):
@@ -238,7 +247,7 @@ def cracks(
     p_bright: float = 0.25,
     bright: Range = (0.3, 0.7),
 ) -> np.ndarray:
-    """Thin random-walk cracks entering from the border (``length`` × side, ``width`` px at 128).
+    """Thin random-walk cracks (``length`` × side, ``width`` px at 128) through an ink pixel.
 
     A crack cuts the ink (dark), or with probability ``p_bright`` shows as a light line
     (``bright`` × 255) the way a crack in the stone prints in a rubbing.
@@ -248,8 +257,8 @@ def cracks(
     s = size_scale(img)
     out = img.astype(np.float32)
     for _ in range(sample_int(rng, n)):
-        target = _random_ink_point(rng, img)
-        pts = _crack_polyline(rng, h, w, sample_uniform(rng, length) * side, wiggle, target)
+        through = _random_ink_point(rng, img)
+        pts = _crack_polyline(rng, h, w, sample_uniform(rng, length) * side, wiggle, through)
         mask = np.zeros((h, w), np.uint8)
         thick = max(1, round(sample_uniform(rng, width) * s))
         cv2.polylines(mask, [pts], False, 255, thickness=thick, lineType=cv2.LINE_AA)
@@ -267,21 +276,23 @@ def _crack_polyline(
     w: int,
     length: float,
     wiggle: float,
-    target: tuple[float, float],
+    through: tuple[float, float],
 ) -> np.ndarray:
-    """Random-walk polyline ``int32 (M, 2)`` (x, y) from a random border point, heading for
-    ``target`` (y, x) with a wandering direction."""
-    t = rng.uniform(0.1, 0.9)
-    start = [(t * w, 0.0), (t * w, h - 1.0), (0.0, t * h), (w - 1.0, t * h)][rng.integers(4)]
-    heading = math.atan2(target[0] - start[1], target[1] - start[0])
+    """Polyline ``int32 (M, 2)`` (x, y) of total ``length`` through the point ``through`` (y, x):
+    two random walks from it in opposite directions, each wandering around its heading."""
     step = max(2.0, 0.06 * min(h, w))
     steps = max(2, round(length / step))
-    turn = rng.normal(0.0, wiggle, steps)
-    for i in range(1, steps):  # AR(1): the direction wanders around the heading
-        turn[i] += 0.6 * turn[i - 1]
-    angles = heading + rng.uniform(-0.3, 0.3) + turn
-    xy = np.cumsum(np.stack([np.cos(angles), np.sin(angles)], axis=1) * step, axis=0)
-    pts = np.vstack([start, np.asarray(start) + xy])
+    heading = rng.uniform(0.0, 2.0 * math.pi)
+    first = max(1, round(steps * rng.uniform(0.3, 0.7)))
+    halves = []
+    for n, direction in ((first, heading), (max(1, steps - first), heading + math.pi)):
+        turn = rng.normal(0.0, wiggle, n)
+        for i in range(1, n):  # AR(1): the direction wanders around the heading
+            turn[i] += 0.6 * turn[i - 1]
+        angles = direction + turn
+        halves.append(np.cumsum(np.stack([np.cos(angles), np.sin(angles)], 1) * step, axis=0))
+    centre = np.array([through[1], through[0]])
+    pts = np.vstack([centre + halves[1][::-1], centre, centre + halves[0]])
     return np.round(pts).astype(np.int32)
 
 

@@ -43,6 +43,16 @@ def _label(text: str, width: int, height: int) -> np.ndarray:
     return strip
 
 
+def _check_ops(ops: Sequence[str] | None) -> list[str]:
+    known = list_damage_ops()
+    if ops is None:
+        return known
+    for name in ops:
+        if name not in known:
+            raise ConfigError(f"--ops: unknown damage op {name!r} (known: {', '.join(known)})")
+    return list(ops)
+
+
 def make_preview_grid(
     glyphs: Sequence[np.ndarray],
     config: DamageConfig | None = None,
@@ -58,11 +68,7 @@ def make_preview_grid(
     if not len(glyphs):
         raise DataError("no glyphs to preview")
     config = config if config is not None else DamageConfig()
-    op_names = list(ops) if ops is not None else list_damage_ops()
-    known = list_damage_ops()
-    for name in op_names:
-        if name not in known:
-            raise ConfigError(f"--ops: unknown damage op {name!r} (known: {', '.join(known)})")
+    op_names = _check_ops(ops)
     pipeline = DamagePipeline(config)
     size = glyphs[0].shape[0]
     cols = ["clean", *(f"pipeline {i + 1}" for i in range(PIPELINE_COLUMNS)), *op_names]
@@ -73,7 +79,9 @@ def make_preview_grid(
         grid[:hh, c * cell : c * cell + size] = _label(name, size, hh)
     for r, glyph in enumerate(glyphs):
         if glyph.shape != (size, size) or glyph.dtype != np.uint8:
-            raise DataError(f"glyph {r}: expected uint8 {(size, size)}, got {glyph.dtype} {glyph.shape}")
+            raise DataError(
+                f"glyph {r}: expected uint8 {(size, size)}, got {glyph.dtype} {glyph.shape}"
+            )
         row = [glyph]
         for i in range(PIPELINE_COLUMNS):
             row.append(pipeline(glyph, np.random.default_rng([seed, r, i]))[0])
@@ -140,7 +148,7 @@ def preview_damage_command(args: argparse.Namespace) -> int:
     config = _load_config(args.config)
     ops = None
     if args.ops:
-        ops = [name.strip() for name in args.ops.split(",") if name.strip()]
+        ops = _check_ops([name.strip() for name in args.ops.split(",") if name.strip()])
     if args.corpus is not None:
         glyphs = _glyphs_from_corpus(args.corpus, args.rows, args.size, args.seed)
     else:

@@ -38,13 +38,17 @@ def _bounds(value: Any) -> tuple[float, float]:
     return float(value), float(value)
 
 
-def _uniform(gen: torch.Generator, shape: tuple[int, ...], value: Any, device: torch.device) -> Tensor:
+def _uniform(
+    gen: torch.Generator, shape: tuple[int, ...], value: Any, device: torch.device
+) -> Tensor:
     """Floats of ``shape`` from a ``(lo, hi)`` range (or all equal to a number)."""
     lo, hi = _bounds(value)
     return lo + (hi - lo) * _rand(gen, shape, device)
 
 
-def _randint(gen: torch.Generator, shape: tuple[int, ...], value: Any, device: torch.device) -> Tensor:
+def _randint(
+    gen: torch.Generator, shape: tuple[int, ...], value: Any, device: torch.device
+) -> Tensor:
     """int64 of ``shape`` from an inclusive ``(lo, hi)`` range (or all equal to a number)."""
     lo, hi = (round(v) for v in _bounds(value))
     return lo + (_rand(gen, shape, device) * (hi - lo + 1)).long().clamp(max=hi - lo)
@@ -169,7 +173,8 @@ def erode_dilate(x: Tensor, gen: torch.Generator, *, kernel: Any, p_dilate: floa
 
 @register_torch_damage("rectangles")
 def rectangles(x: Tensor, gen: torch.Generator, *, n: Any, size: Any, shift: Any) -> Tensor:
-    """``n`` axis-aligned rectangles per sample shifting the level by ±shift/255, clipped."""
+    """``n`` axis-aligned rectangles per sample shifting the level by ±shift/255; the shifts
+    are summed, then clipped once (the numpy op clips after each rectangle)."""
     b, _, h, w = x.shape
     dev = x.device
     count = _randint(gen, (b,), n, dev)
@@ -183,13 +188,13 @@ def rectangles(x: Tensor, gen: torch.Generator, *, n: Any, size: Any, shift: Any
     rw = torch.round(sizes[..., 1] * w).clamp(min=1)
     y0 = torch.floor(corners[..., 0] * (h - rh + 1))
     x0 = torch.floor(corners[..., 1] * (w - rw + 1))
-    yy, xx = _coords(h, w, dev)
-    out = x
-    for j in range(nmax):
-        my = (yy >= y0[:, j, None, None]) & (yy < (y0 + rh)[:, j, None, None])
-        mx = (xx >= x0[:, j, None, None]) & (xx < (x0 + rw)[:, j, None, None])
-        out = (out + (my & mx).unsqueeze(1) * _col(shifts[:, j])).clamp(0.0, 1.0)
-    return out
+    yy = torch.arange(h, device=dev, dtype=torch.float32).view(1, 1, h)
+    xx = torch.arange(w, device=dev, dtype=torch.float32).view(1, 1, w)
+    my = ((yy >= y0[..., None]) & (yy < (y0 + rh)[..., None])).float()  # (B, n, H)
+    mx = ((xx >= x0[..., None]) & (xx < (x0 + rw)[..., None])).float()  # (B, n, W)
+    # all rectangles at once: sum_j shift_j * rowmask_j ⊗ colmask_j, one batched matmul
+    delta = torch.bmm((my * shifts[..., None]).transpose(1, 2), mx)
+    return (x + delta.unsqueeze(1).to(x.dtype)).clamp(0.0, 1.0)
 
 
 @register_torch_damage("polygons")
@@ -220,15 +225,17 @@ def polygons(
         cy, cx = torch.where(black, iys[:, p], uy), torch.where(black, ixs[:, p], ux)
         value = torch.where(black, 0.0, _randint(gen, (b,), grey, dev).float() / 255.0)
         m = _randint(gen, (b,), vertices, dev).clamp(min=3)
-        ang = _rand(gen, (b, mmax), dev) * (2 * math.pi)
+        # jittered even angles (every gap < pi: the centre is inside); unused vertices repeat
+        # the last one (zero-length edges do not cut)
+        slot = torch.arange(mmax, device=dev, dtype=torch.float32)[None]
+        slot = torch.minimum(slot, (m - 1)[:, None].float())
+        slot = slot + 0.4 * (_rand(gen, (b, mmax), dev) - 0.5)
         used = torch.arange(mmax, device=dev)[None] < m[:, None]
-        ang = torch.sort(torch.where(used, ang, torch.inf), dim=1).values
-        last = ang.gather(1, (m - 1)[:, None])
-        ang = torch.where(used, ang, last)  # unused vertices repeat the last one
+        slot = torch.where(used, slot, slot.gather(1, (m - 1)[:, None]))
+        ang = _rand(gen, (b, 1), dev) * (2 * math.pi) + 2 * math.pi * slot / m[:, None]
         r = _uniform(gen, (b,), radius, dev)[:, None] * side
         px, py = cx[:, None] + r * torch.cos(ang), cy[:, None] + r * torch.sin(ang)
-        # vertices in increasing angle: the interior is left of every edge (cross >= 0);
-        # zero-length edges give 0 everywhere and do not cut
+        # vertices in increasing angle: the interior is left of every edge (cross >= 0)
         inner = None
         for e in range(mmax):
             x1, y1 = px[:, e, None, None], py[:, e, None, None]
@@ -252,7 +259,9 @@ def blur(x: Tensor, gen: torch.Generator, *, kernel: Any) -> Tensor:
 
 
 @register_torch_damage("blob_noise")
-def blob_noise(x: Tensor, gen: torch.Generator, *, points: Any, kernel: float, amount: Any) -> Tensor:
+def blob_noise(
+    x: Tensor, gen: torch.Generator, *, points: Any, kernel: float, amount: Any
+) -> Tensor:
     """Sparse points scattered into a +plane and a -plane, dilated by max-pooling into blobs."""
     b, _, h, w = x.shape
     dev = x.device
@@ -263,7 +272,9 @@ def blob_noise(x: Tensor, gen: torch.Generator, *, points: Any, kernel: float, a
     flat = flat + (_rand(gen, (b, nmax), dev) * w).long().clamp(max=w - 1)
     active = torch.arange(nmax, device=dev)[None] < count[:, None]
     values = _randint(gen, (b, nmax), amount, dev).float() / 255.0 * active
-    plane = (_rand(gen, (b, nmax), dev) < 0.5).long()
+    positive = (_rand(gen, (b, nmax), dev) < 0.5) & active
+    positive[:, 0] |= ~positive.any(dim=1)  # at least one raising blob per sample
+    plane = (~positive).long()  # plane 0: raise, plane 1: lower
     planes = torch.zeros(b, 2 * h * w, device=dev, dtype=x.dtype)
     planes.scatter_reduce_(1, plane * (h * w) + flat, values.to(x.dtype), reduce="amax")
     k = max(3, round(kernel * s) | 1)
@@ -309,58 +320,56 @@ def cracks(
     p_bright: float,
     bright: Any,
 ) -> Tensor:
-    """Random-walk cracks from the border towards an ink pixel, rasterised as dense points
-    dilated to their width; dark (cut the ink) or, with probability ``p_bright``, light lines."""
+    """Random-walk cracks through an ink pixel (two walks from it), rasterised as dense points
+    dilated to the sample's width; dark (cut the ink) or, with probability ``p_bright``, light
+    lines (the width is drawn per sample here, per crack in the numpy op)."""
     b, _, h, w = x.shape
     dev = x.device
     side = min(h, w)
     count = _randint(gen, (b,), n, dev)
     c = int(count.max())
-    edge = (_rand(gen, (b, c), dev) * 4).long().clamp(max=3)
-    t = 0.1 + 0.8 * _rand(gen, (b, c), dev)
-    sx = torch.stack([t * w, t * w, torch.zeros_like(t), torch.full_like(t, w - 1.0)])
-    sy = torch.stack([torch.zeros_like(t), torch.full_like(t, h - 1.0), t * h, t * h])
-    sx, sy = sx.gather(0, edge[None])[0], sy.gather(0, edge[None])[0]
-    iy, ix = _ink_points(gen, x, c)  # each crack heads for an ink pixel
-    heading = torch.atan2(iy - sy, ix - sx)
+    cy, cx = _ink_points(gen, x, c)  # every crack passes through an ink pixel
     step = max(2.0, 0.06 * side)
     steps = torch.round(_uniform(gen, (b, c), length, dev) * side / step).long().clamp(min=2)
-    mmax = int(steps.max())
-    # direction wanders around the heading: AR(1) deviations d_i = 0.6 d_(i-1) + wiggle * N(0, 1)
-    i = torch.arange(mmax, device=dev, dtype=torch.float32)
+    first = torch.round(steps * (0.3 + 0.4 * _rand(gen, (b, c), dev))).long()
+    first = torch.minimum(first.clamp(min=1), steps - 1)
+    heading = _rand(gen, (b, c), dev) * (2 * math.pi)
+    mh = int(steps.max())
+    # AR(1) direction deviations d_i = 0.6 d_(i-1) + wiggle * N(0, 1), two walks per crack
+    i = torch.arange(mh, device=dev, dtype=torch.float32)
     decay = torch.tril(0.6 ** (i[:, None] - i[None]).clamp(min=0))
-    turn = (_randn(gen, (b, c, mmax), dev) * wiggle) @ decay.T
-    ang = (heading + 0.6 * _rand(gen, (b, c), dev) - 0.3)[..., None] + turn
-    vx = torch.cat([sx[..., None], sx[..., None] + torch.cumsum(step * torch.cos(ang), 2)], 2)
-    vy = torch.cat([sy[..., None], sy[..., None] + torch.cumsum(step * torch.sin(ang), 2)], 2)
+    turn = (_randn(gen, (b, c, 2, mh), dev) * wiggle) @ decay.T
+    ang = torch.stack([heading, heading + math.pi], dim=2)[..., None] + turn  # (B, C, 2, M)
+    vx = torch.cumsum(step * torch.cos(ang), 3)
+    vy = torch.cumsum(step * torch.sin(ang), 3)
+    vx = torch.cat([torch.zeros_like(vx[..., :1]), vx], 3) + cx[..., None, None]
+    vy = torch.cat([torch.zeros_like(vy[..., :1]), vy], 3) + cy[..., None, None]
+    n_seg = torch.stack([first, steps - first], dim=2)  # (B, C, 2) segments per walk
     sub = max(2, math.ceil(step / 0.5))
     frac = torch.arange(sub, device=dev, dtype=torch.float32) / sub
-    px = vx[..., :-1, None] + frac * (vx[..., 1:, None] - vx[..., :-1, None])  # (B, C, M, sub)
+    px = vx[..., :-1, None] + frac * (vx[..., 1:, None] - vx[..., :-1, None])  # (B,C,2,M,sub)
     py = vy[..., :-1, None] + frac * (vy[..., 1:, None] - vy[..., :-1, None])
     ix, iy = torch.round(px).long(), torch.round(py).long()
     ok = (ix >= 0) & (ix < w) & (iy >= 0) & (iy < h)
-    ok &= (torch.arange(mmax, device=dev).view(1, 1, -1, 1) < steps[..., None, None])
-    ok &= (torch.arange(c, device=dev).view(1, -1, 1, 1) < count.view(-1, 1, 1, 1))
-    flat = (iy.clamp(0, h - 1) * w + ix.clamp(0, w - 1)).reshape(b, c, -1)
-    lines = torch.zeros(b, c, h * w, device=dev, dtype=x.dtype)
-    lines.scatter_reduce_(2, flat, ok.reshape(b, c, -1).to(x.dtype), reduce="amax")
-    lines = lines.view(b * c, 1, h, w)
-    thick = torch.round(_uniform(gen, (b, c), width, dev) * _scale(x)).long().clamp(min=1)
-    thick = thick.view(-1, 1, 1, 1)
-    mask = torch.zeros_like(lines)
-    for kv in torch.unique(thick).tolist():
-        mask = torch.where(thick == kv, _dilate(lines, kv + 1), mask)
-    # soften the edges a little, like an anti-aliased line
-    mask = torch.maximum(mask, 0.5 * F.avg_pool2d(mask, 3, stride=1, padding=1))
-    mask = mask.view(b, c, h, w)
+    ok &= torch.arange(mh, device=dev).view(1, 1, 1, -1, 1) < n_seg[..., None, None]
+    ok &= torch.arange(c, device=dev).view(1, -1, 1, 1, 1) < count.view(-1, 1, 1, 1, 1)
+    # two line planes per sample: dark cracks and light cracks (level = the light value)
     is_bright = _rand(gen, (b, c), dev) < p_bright
-    level = _uniform(gen, (b, c), bright, dev)
-    out = x
-    for j in range(c):
-        m = mask[:, j : j + 1]
-        lit = torch.maximum(out, m * _col(level[:, j]))
-        out = torch.where(_col(is_bright[:, j]), lit, out * (1.0 - m))
-    return out
+    level = torch.where(is_bright, _uniform(gen, (b, c), bright, dev), 1.0)
+    value = ok * level[..., None, None, None]
+    plane = is_bright.long()[..., None, None, None].expand_as(iy) * (h * w)
+    flat = plane + iy.clamp(0, h - 1) * w + ix.clamp(0, w - 1)
+    lines = torch.zeros(b, 2 * h * w, device=dev, dtype=x.dtype)
+    lines.scatter_reduce_(1, flat.reshape(b, -1), value.reshape(b, -1).to(x.dtype), reduce="amax")
+    lines = lines.view(b, 2, h, w)
+    # width per sample; a half-strength rim one pixel wide, like an anti-aliased line
+    thick = torch.round(_uniform(gen, (b,), width, dev) * _scale(x)).long().clamp(min=1)
+    mask = torch.empty_like(lines)
+    for kv in torch.unique(thick).tolist():
+        idx = torch.nonzero(thick == kv).squeeze(1)
+        sub_lines = lines[idx]
+        mask[idx] = torch.maximum(_dilate(sub_lines, kv), 0.5 * _dilate(sub_lines, kv + 2))
+    return torch.maximum(x * (1.0 - mask[:, :1]), mask[:, 1:])
 
 
 def _chunk_mask(
@@ -378,7 +387,9 @@ def _chunk_mask(
     ch, cw = max(2, h // 4), max(2, w // 4)
     cyy = (torch.arange(ch, device=dev, dtype=torch.float32) + 0.5) * (h / ch) - 0.5
     cxx = (torch.arange(cw, device=dev, dtype=torch.float32) + 0.5) * (w / cw) - 0.5
-    theta = torch.atan2(cyy.view(1, -1, 1) - cy.view(b, 1, 1), cxx.view(1, 1, -1) - cx.view(b, 1, 1))
+    theta = torch.atan2(
+        cyy.view(1, -1, 1) - cy.view(b, 1, 1), cxx.view(1, 1, -1) - cx.view(b, 1, 1)
+    )
     wave = (amp * torch.cos(harmonic * theta[:, None] + phase)).sum(1, keepdim=True)
     radius = F.interpolate(1.0 + wave, size=(h, w), mode="bilinear") * _col(r)
     yy, xx = _coords(h, w, dev)
@@ -427,9 +438,7 @@ def missing_chunk(
     mask = _chunk_mask(gen, cy, cx, r, roughness, h, w)
     miss = torch.nonzero(background & ~(mask & (x > 0.5)).flatten(1).any(dim=1)).squeeze(1)
     if miss.numel():
-        mask[miss] = _chunk_mask(
-            gen, hy[miss, 1], hx[miss, 1], size2[miss] * side, roughness, h, w
-        )
+        mask[miss] = _chunk_mask(gen, hy[miss, 1], hx[miss, 1], size2[miss] * side, roughness, h, w)
     out = torch.where(mask, 0.0, x)
     filled = torch.nonzero(~background).squeeze(1)
     if filled.numel():
@@ -520,7 +529,7 @@ class TorchDamage:
     """Batched damage for training: ``damage(x, generator) -> float (B, 1, H, W)`` in [0, 1].
 
     ``x`` is ``float (B, 1, H, W)`` in [0, 1], white ink on black, on any device; it is not
-    modified. Each sample gets its own random choice of ``k`` distinct ops of the config's pool
+    modified (computed in float32, returned in ``x``'s dtype). Each sample gets its own random choice of ``k`` distinct ops of the config's pool
     (``k`` per sample when the config gives a range), applied in a random order; the ops run on
     the sub-batch of samples that chose them at each step, so there is no loop over samples.
     Deterministic for a given generator state.
@@ -550,18 +559,19 @@ class TorchDamage:
         order = torch.argsort(_rand(generator, (b, len(self.ops)), dev), dim=1)[:, :hi]
         k = _randint(generator, (b,), (lo, hi), dev)
         chosen = torch.where(torch.arange(hi, device=dev)[None] < k[:, None], order, -1)
-        out = x.clone()
+        out = x.float().clone()  # the ops compute in float32; the result is cast back
         for step in range(hi):
             col = chosen[:, step]
             for j, (fn, params) in enumerate(zip(self._fns, self._params, strict=True)):
                 idx = torch.nonzero(col == j).squeeze(1)
                 if idx.numel():
                     out[idx] = fn(out[idx], generator, **params).clamp(0.0, 1.0)
-        return out, chosen
+        return out.to(x.dtype), chosen
 
     def apply_op(self, name: str, x: Tensor, generator: torch.Generator) -> Tensor:
         """Apply the single op ``name`` (with this config's parameters) to every sample."""
         spec = get_damage_op(name)
         if spec.torch_fn is None:
             raise ValueError(f"damage op {name!r} has no torch implementation")
-        return spec.torch_fn(x, generator, **self.config.op_params(name)).clamp(0.0, 1.0)
+        out = spec.torch_fn(x.float(), generator, **self.config.op_params(name))
+        return out.clamp(0.0, 1.0).to(x.dtype)

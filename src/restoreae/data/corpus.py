@@ -294,6 +294,14 @@ def _save_npy(path: Path, arr: np.ndarray) -> None:
     atomic_write(path, write)
 
 
+def _same_array(path: Path, arr: np.ndarray) -> bool:
+    try:
+        old = np.load(path, mmap_mode="r")
+    except (OSError, ValueError):
+        return False
+    return old.shape == arr.shape and old.dtype == arr.dtype and bool(np.array_equal(old, arr))
+
+
 def _arrays_current(out: Path, old: dict | None, new: dict, coverage: np.ndarray) -> bool:
     """True when glyphs.npy / coverage.npy already hold this exact writer and character set."""
     if not old:
@@ -499,7 +507,8 @@ def build_corpus(
     if not _arrays_current(out, old_manifest, manifest, coverage):
         _build_glyph_array(out, writers, chars, size, coverage, progress)
         _save_npy(out / "coverage.npy", coverage)
-    _save_npy(out / "reference.npy", reference_arr)
+    if not _same_array(out / "reference.npy", reference_arr):
+        _save_npy(out / "reference.npy", reference_arr)
     text = json.dumps(manifest, ensure_ascii=False, indent=1) + "\n"
     atomic_write(out / "manifest.json", text.encode("utf-8"))
     return out
@@ -588,6 +597,9 @@ class Corpus:
         for key in ("val_writers", "test_writers", "heldout_chars"):
             if key not in manifest["splits"]:
                 raise DataError(f"corpus manifest {mpath} lacks the key 'splits.{key}'")
+        for i, w in enumerate(manifest["writers"]):
+            if not isinstance(w, dict) or not {"id", "family"} <= set(w):
+                raise DataError(f"corpus manifest {mpath}: writers[{i}] lacks 'id' or 'family'")
         n_w, n_c, s = len(manifest["writers"]), len(manifest["chars"]), int(manifest["size"])
 
         def load(name: str, shape: tuple, dtype, mmap: bool) -> np.ndarray:

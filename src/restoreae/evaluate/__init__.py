@@ -1,1 +1,12 @@
-"""restoreae.evaluate"""
+"""restoreae.evaluate: how well a restoration model works, measured the way a researcher trusts.
+
+- :mod:`~restoreae.evaluate.metrics`: PSNR, SSIM, MAE (uint8 or float, float64, no crop).
+- :mod:`~restoreae.evaluate.ocr`: :class:`OcrJudge`, PP-OCRv4 recognition as a readability judge.
+- :mod:`~restoreae.evaluate.baselines`: ``identity`` and ``classical`` (median + morphology +
+  threshold) restorations.
+- :mod:`~restoreae.evaluate.grid`: the seed's damaged | standard | truth | restored picture.
+- :mod:`~restoreae.evaluate.report`: leaderboard (Markdown, JSON) and the self-contained HTML page.
+- :mod:`~restoreae.evaluate.runner`: ``restoreae eval`` (:func:`eval_command`).
+
+Submodules are imported explicitly (no heavy imports here, so ``restoreae --help`` stays fast).
+"""

@@ -109,11 +109,12 @@ def _md_table(header: list[str], body: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def _summary_line(results: dict[str, Any]) -> str:
+def _summary_line(results: dict[str, Any], markdown: bool = True) -> str:
     st = results["settings"]
     main = results["sets"][results["main_set"]]
+    q = "`" if markdown else ""
     parts = [
-        f"split `{st['split']}`",
+        f"split {q}{st['split']}{q}",
         f"{main['n']} glyphs",
         f"size {st['size']}",
         f"seed {st['seed']}",
@@ -174,25 +175,27 @@ body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:2rem auto;
 padding:0 1rem;color:#222}
 table{border-collapse:collapse;margin:1rem 0;font-size:.9rem}
 th,td{border:1px solid #ccc;padding:.3rem .6rem;text-align:right}
-th{background:#f3f3f3}td:nth-child(2),td:first-child{text-align:left}
+th{background:#f3f3f3}td:first-child{text-align:left}
+table.board td:nth-child(-n+3){text-align:left}
 img{image-rendering:pixelated;max-width:100%;border:1px solid #ccc}
 code{background:#f3f3f3;padding:0 .2rem}.muted{color:#666;font-size:.85rem}
 """
 
 
-def _html_table(header: list[str], body: list[list[str]]) -> str:
+def _html_table(header: list[str], body: list[list[str]], cls: str = "") -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     rows = "".join(
         "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in body
     )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+    attr = f' class="{cls}"' if cls else ""
+    return f"<table{attr}><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
 
 
 def render_html(results: dict[str, Any], grid_png: bytes | None = None) -> str:
     """A self-contained HTML page: settings, leaderboard, per-damage table, the grid (base64 PNG)
     and the metric conventions. No external resources."""
     rows = leaderboard_rows(results)
-    leader = _html_table(_HEADER, [_row_cells(r) for r in rows])
+    leader = _html_table(_HEADER, [_row_cells(r) for r in rows], cls="board")
     pd_header, pd_body = _per_damage_table(results, describe=True)
     per_damage = _html_table(pd_header, pd_body)
     grid = ""
@@ -221,7 +224,7 @@ def render_html(results: dict[str, Any], grid_png: bytes | None = None) -> str:
 <style>{_CSS}</style></head>
 <body>
 <h1>restoreae evaluation</h1>
-<p>{html.escape(_summary_line(results))}</p>
+<p>{html.escape(_summary_line(results, markdown=False))}</p>
 <h2>Leaderboard</h2>
 <p class="muted">Main set: <code>{html.escape(results["main_set"])}</code>, ranked by PSNR.</p>
 {leader}

@@ -1,1 +1,24 @@
-"""restoreae.restore"""
+"""Restoration of real images: preprocessing, the Restorer API (PyTorch / ONNX Runtime), export.
+
+``from restoreae.restore import Restorer`` (loaded lazily, so importing this package is cheap).
+Modules: :mod:`~restoreae.restore.preprocess` (image files → model glyphs and back),
+:mod:`~restoreae.restore.backends`, :mod:`~restoreae.restore.api`,
+:mod:`~restoreae.restore.export`, :mod:`~restoreae.restore.command` (``restoreae restore``),
+:mod:`~restoreae.restore.demo` (``restoreae demo``).
+"""
+
+from __future__ import annotations
+
+__all__ = ["ImageError", "Restorer"]
+
+
+def __getattr__(name: str):
+    if name == "Restorer":
+        from restoreae.restore.api import Restorer
+
+        return Restorer
+    if name == "ImageError":
+        from restoreae.restore.preprocess import ImageError
+
+        return ImageError
+    raise AttributeError(name)

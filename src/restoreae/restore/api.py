@@ -91,7 +91,8 @@ class Restorer:
 
     ``model``: checkpoint path, run folder, shipped model name, or None for the shipped default.
     ``backend``: ``"torch"`` or ``"onnx"`` (ONNX Runtime on the CPU; with ``onnx_path`` the file
-    written by ``restoreae export``, else the model is exported in memory on start-up).
+    written by ``restoreae export``, else the model is exported in memory on start-up), or a ready
+    backend object (:class:`~restoreae.restore.backends.Backend`; ``model`` is then ignored).
     ``device``: torch device for the torch backend. ``threads``: CPU threads (None: library
     default). ``polarity``: ``"auto"`` (detect per image), ``"dark-on-light"`` or
     ``"light-on-dark"``.
@@ -100,22 +101,33 @@ class Restorer:
     def __init__(
         self,
         model: str | os.PathLike | None = None,
-        backend: str = "torch",
+        backend: str | Backend = "torch",
         device: str = "cpu",
         onnx_path: str | os.PathLike | None = None,
         threads: int | None = None,
         polarity: Polarity = "auto",
     ) -> None:
-        if backend not in ("torch", "onnx"):
+        if not isinstance(backend, str):  # a ready backend object (see backends.Backend)
+            missing = [a for a in ("metadata", "img_size", "in_chans") if not hasattr(backend, a)]
+            if missing or not callable(backend):
+                raise RestoreAEError(
+                    f"backend object {type(backend).__name__} must be callable and have "
+                    f"metadata, img_size, in_chans (missing: {', '.join(missing) or 'none'})"
+                )
+        elif backend not in ("torch", "onnx"):
             raise RestoreAEError(f"backend must be 'torch' or 'onnx', got {backend!r}")
         if polarity not in ("auto", "dark-on-light", "light-on-dark"):
-            raise RestoreAEError(f"polarity must be auto, dark-on-light or light-on-dark: {polarity!r}")
+            raise RestoreAEError(
+                f"polarity must be auto, dark-on-light or light-on-dark: {polarity!r}"
+            )
         self.polarity: Polarity = polarity
-        self.backend_name = backend
+        self.backend_name = backend if isinstance(backend, str) else type(backend).__name__
         self._backend: Backend
-        if backend == "onnx" and onnx_path is not None:
+        self.model_path: Path | None = None
+        if not isinstance(backend, str):
+            self._backend = backend
+        elif backend == "onnx" and onnx_path is not None:
             self._backend = OnnxBackend(onnx_path, threads=threads)
-            self.model_path: Path | None = None
         else:
             self.model_path = resolve_model_path(model)
             torch_backend = TorchBackend(self.model_path, device=device, threads=threads)
@@ -184,7 +196,9 @@ class Restorer:
         face = int(self.metadata.get("reference_face_index") or 0)
         trad = bool(self.metadata.get("traditional") or False)
         try:
-            return ReferenceRenderer(font=font, face_index=face, traditional=trad, size=self.img_size)
+            return ReferenceRenderer(
+                font=font, face_index=face, traditional=trad, size=self.img_size
+            )
         except (RestoreAEError, OSError) as exc:
             if font is None:
                 raise

@@ -79,9 +79,7 @@ class TorchBackend:
         self.device = torch.device(device)
         model, metadata = load_model(self.path, device=str(self.device))
         self.model = model.eval().to(self.device, memory_format=torch.channels_last)
-        self.metadata = _complete_metadata(
-            metadata, getattr(model, "config", None), str(self.path)
-        )
+        self.metadata = _complete_metadata(metadata, getattr(model, "config", None), str(self.path))
         self.img_size = self.metadata["img_size"]
         self.in_chans = self.metadata["in_chans"]
 

@@ -28,7 +28,6 @@ from PIL import Image, ImageDraw, ImageFont
 from restoreae.errors import RestoreAEError
 from restoreae.restore.preprocess import (
     IMAGE_EXTENSIONS,
-    ImageError,
     Prepared,
     finish,
     load_image,
@@ -64,7 +63,9 @@ def collect_inputs(inputs: Iterable[str | Path]) -> tuple[list[InputItem], list[
                 f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS
             )
             if not found:
-                errors.append(f"{p}: folder holds no image files ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+                errors.append(
+                    f"{p}: folder holds no image files ({', '.join(sorted(IMAGE_EXTENSIONS))})"
+                )
             items.extend(InputItem(f, str(f), f.relative_to(p)) for f in found)
         elif p.is_file():
             items.append(InputItem(p, str(given), Path(p.name)))
@@ -185,7 +186,7 @@ def side_by_side(
     ``height`` pixels (aspect kept; with ``square`` letterboxed into height×height cells on grey),
     framed, labels above. Returns uint8 (h, w).
     """
-    pad, label_h = 6, max(14, height // 10)
+    pad, label_h = 6, (max(14, height // 10) if any(labels) else 0)
     scaled: list[np.ndarray] = []
     for panel in panels:
         if panel is None:
@@ -250,10 +251,8 @@ def restore_command(args: argparse.Namespace) -> int:
 
     default_char = validate_char(args.char) if getattr(args, "char", None) else None
     charmap = CharMap(args.chars_csv) if getattr(args, "chars_csv", None) else None
-    backend = getattr(args, "backend", "torch")
     onnx_path = getattr(args, "onnx", None)
-    if onnx_path is not None and backend != "onnx":
-        raise RestoreAEError("--onnx needs --backend onnx")
+    backend = "onnx" if onnx_path is not None else getattr(args, "backend", "torch")
     polarity = getattr(args, "polarity", "auto") or "auto"
     batch_size = int(getattr(args, "batch_size", 16) or 16)
     if batch_size < 1:
@@ -278,8 +277,16 @@ def restore_command(args: argparse.Namespace) -> int:
         warnings.catch_warnings(),
     ):
         report = _Reporter(bar)
-        warnings.simplefilter("default")
-        warnings.showwarning = lambda message, *a, **k: report.warning(str(message))
+        show_other = warnings.showwarning
+
+        def show(message, category, *rest, **kw):  # restorer notes as "warning: ..." lines
+            if issubclass(category, UserWarning):
+                report.warning(str(message))
+            else:
+                show_other(message, category, *rest, **kw)
+
+        warnings.simplefilter("default", UserWarning)
+        warnings.showwarning = show
         for msg in input_errors:
             report.error(msg)
         for start in range(0, len(items), batch_size):
@@ -317,7 +324,11 @@ def restore_command(args: argparse.Namespace) -> int:
                             ref = to_input_polarity(restorer.reference(char), prep)
                         panel = side_by_side(
                             [prep.grey, ref, out],
-                            ["input", "reference" if ref is not None else "no reference", "restored"],
+                            [
+                                "input",
+                                "reference" if ref is not None else "no reference",
+                                "restored",
+                            ],
                         )
                         save_image(panel, dest.with_name(f"{dest.stem}.compare.png"), "PNG")
                     written += 1

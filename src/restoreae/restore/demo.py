@@ -110,7 +110,9 @@ def read_samples(csv_path: str | Path = SAMPLES_CSV) -> list[tuple[Path, str]]:
     return out
 
 
-def demo_grid(rows: list[list[np.ndarray | None]], labels: list[str], cell: int = 160) -> np.ndarray:
+def demo_grid(
+    rows: list[list[np.ndarray | None]], labels: list[str], cell: int = 160
+) -> np.ndarray:
     """Stack labelled rows of panels (uint8 grey; None = blank) into one uint8 (h, w) image."""
     from restoreae.restore.command import side_by_side
 

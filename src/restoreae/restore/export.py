@@ -61,7 +61,9 @@ def onnx_bytes(model, metadata: dict, opset: int = DEFAULT_OPSET) -> bytes:
         proto = onnx.load_from_string(buf.getvalue())
     except Exception:  # noqa: BLE001 - fall back to the dynamo exporter
         proto = _dynamo_export(model, example, opset)
-    meta = {k: v for k, v in metadata.items() if isinstance(v, str | int | float | bool) or v is None}
+    meta = {
+        k: v for k, v in metadata.items() if isinstance(v, str | int | float | bool) or v is None
+    }
     entry = proto.metadata_props.add()
     entry.key = ONNX_METADATA_KEY
     entry.value = json.dumps(meta, ensure_ascii=False)

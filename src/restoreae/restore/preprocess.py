@@ -20,6 +20,7 @@ the model's S×S answer is mapped back into the input's frame, polarity and grey
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import warnings
@@ -190,10 +191,9 @@ def load_image(source: np.ndarray | Image.Image | str | os.PathLike) -> tuple[np
         raise ImageError(f"{name}: image too large ({w}x{h}; limit {MAX_PIXELS} pixels)")
     if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         info["bits"] = 16
-    try:
+    # A broken EXIF block must not make the image unusable: then the pixels are used as stored.
+    with contextlib.suppress(Exception):
         img = ImageOps.exif_transpose(img) or img
-    except Exception:  # noqa: BLE001 - a broken EXIF block must not make the image unusable
-        pass
     try:
         grey = _pil_to_grey(img)
     except (OSError, ValueError) as exc:

@@ -8,6 +8,7 @@ key and the file (or the override) it came from. See docs/TRAINING.md for the fu
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import math
@@ -183,10 +184,8 @@ def _coerce(value: Any, tp: Any, key: str, where: str) -> Any:
         return value
     if tp is float:
         if isinstance(value, str):  # YAML 1.1 reads "4e-3" as a string
-            try:
+            with contextlib.suppress(ValueError):
                 value = float(value)
-            except ValueError:
-                pass
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(
                 f"{key}: expected a number, got {type(value).__name__} {value!r} (in {where})"
@@ -221,10 +220,10 @@ def _build(cls: type, raw: Any, prefix: str, where: str) -> Any:
         full = f"{prefix}.{key}" if prefix else str(key)
         if key not in names:
             close = difflib.get_close_matches(str(key), names, n=1)
-            hint = f"; did you mean '{(prefix + '.') if prefix else ''}{close[0]}'?" if close else ""
-            raise ConfigError(
-                f"unknown key '{full}' in {where}{hint} (known: {', '.join(names)})"
+            hint = (
+                f"; did you mean '{(prefix + '.') if prefix else ''}{close[0]}'?" if close else ""
             )
+            raise ConfigError(f"unknown key '{full}' in {where}{hint} (known: {', '.join(names)})")
         tp = hints[key]
         if _is_dataclass_type(tp):
             kwargs[key] = _build(tp, value, full, where)
@@ -283,6 +282,24 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
 
 
 # --------------------------------------------------------------------------- validation
+def _check_damage(spec: str | dict | None, where: str) -> None:
+    """``data.damage``: a preset name (seed, real), a YAML file or an inline mapping."""
+    from restoreae.damage.pipeline import PRESETS, DamageConfig
+
+    if isinstance(spec, str) and spec not in PRESETS and not Path(spec).is_file():
+        raise ConfigError(
+            f"data.damage: '{spec}' is neither a damage preset ({', '.join(PRESETS)}) "
+            f"nor an existing YAML file (in {where})"
+        )
+    try:
+        if isinstance(spec, dict):
+            DamageConfig.from_dict(spec, where="data.damage")
+        else:
+            DamageConfig.load(spec)
+    except ConfigError as exc:
+        raise ConfigError(f"data.damage (in {where}): {exc}") from None
+
+
 def _validate(cfg: TrainConfig, check_paths: bool) -> None:
     where = cfg.source
     d, m, o, t, out = cfg.data, cfg.model, cfg.optim, cfg.train, cfg.output
@@ -298,8 +315,7 @@ def _validate(cfg: TrainConfig, check_paths: bool) -> None:
             raise bad("data.corpus", f"corpus folder '{corpus}' not found")
         if not (corpus / "manifest.json").is_file():
             raise bad("data.corpus", f"'{corpus}' has no manifest.json (not a corpus folder)")
-        if isinstance(d.damage, str) and not Path(d.damage).is_file():
-            raise bad("data.damage", f"damage config file '{d.damage}' not found")
+        _check_damage(d.damage, where)
         if out.init_from and not Path(out.init_from).is_file():
             raise bad("output.init_from", f"weights file '{out.init_from}' not found")
     if d.img_size < 8:

@@ -19,6 +19,7 @@ import hashlib
 import itertools
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -310,6 +311,25 @@ def param_groups(model: nn.Module) -> list[dict[str, Any]]:
     ]
 
 
+def unused_parameters(model: nn.Module, in_chans: int, img_size: int) -> list[str]:
+    """Names of trainable parameters that get no gradient from a forward/backward pass.
+
+    Probed on a copy of the model (batch of 2 random inputs, train mode) so the model's buffers
+    and the global RNG are left untouched. DDP needs ``find_unused_parameters`` for these.
+    """
+    import copy
+
+    probe = copy.deepcopy(model).train()
+    rng = torch.get_rng_state()
+    try:
+        p = next(probe.parameters())
+        x = torch.rand(2, in_chans, img_size, img_size, device=p.device)
+        probe(x).float().mean().backward()
+    finally:
+        torch.set_rng_state(rng)
+    return [n for n, q in probe.named_parameters() if q.requires_grad and q.grad is None]
+
+
 def parameter_digest(model: nn.Module) -> str:
     """sha256 (first 16 hex digits) of all parameters and buffers, in state_dict order."""
     h = hashlib.sha256()
@@ -513,10 +533,20 @@ def _train(
     if info.enabled:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
+        find_unused = t_cfg.find_unused_parameters
+        if not find_unused:
+            unused = unused_parameters(model, cfg.in_chans, cfg.data.img_size)
+            if unused:
+                find_unused = True
+                _log_main(
+                    info,
+                    f"DDP: {len(unused)} parameter(s) get no gradient ({', '.join(unused[:3])}"
+                    f"{', ...' if len(unused) > 3 else ''}): using find_unused_parameters",
+                )
         ddp = DDP(
             model,
             device_ids=[device.index] if device.type == "cuda" else None,
-            find_unused_parameters=t_cfg.find_unused_parameters,
+            find_unused_parameters=find_unused,
         )
         fwd = ddp
     if t_cfg.compile:
@@ -613,7 +643,9 @@ def _train(
                     x = x.contiguous(memory_format=torch.channels_last)
                 last_micro = micro == accum - 1
                 sync_ctx = (
-                    ddp.no_sync() if (ddp is not None and not last_micro) else contextlib.nullcontext()
+                    ddp.no_sync()
+                    if (ddp is not None and not last_micro)
+                    else contextlib.nullcontext()
                 )
                 with sync_ctx:
                     with torch.autocast(
@@ -708,9 +740,8 @@ def _train(
                 )
                 if val_due:
                     validate_and_save()
-                elif (
-                    stop
-                    or (t_cfg.save_every_steps is not None and step % t_cfg.save_every_steps == 0)
+                elif stop or (
+                    t_cfg.save_every_steps is not None and step % t_cfg.save_every_steps == 0
                 ):
                     save(last_val, False, False)
                 if finished or stop or epoch_done:
@@ -793,5 +824,6 @@ def train_command(args: argparse.Namespace) -> int:
         print(json.dumps(result, indent=2))
         return 0
     run_dir = train(cfg, resume=resume, stop_at_step=getattr(args, "stop_at_step", None))
-    print(f"run folder: {run_dir}")
+    if os.environ.get("RANK", "0") == "0":
+        print(f"run folder: {run_dir}")
     return 0
