@@ -19,6 +19,7 @@ to docs/PERFORMANCE.md, section "Inference latency" (replaced when present).
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import sys
@@ -186,7 +187,8 @@ def markdown(rows: list[dict], args: argparse.Namespace) -> str:
         "Command: `.venv/bin/python benchmarks/bench_inference.py"
         + (f" --model {args.model}" if args.model else "")
         + f" --threads {','.join(map(str, args.threads))} --repeats {args.repeats}`"
-        + " (the development machine's 2 cores are shared with other jobs: expect noise).",
+        + f"; 1-minute load average at the start: {args.load:.1f} (on a loaded machine the "
+        "2-thread figures suffer most: rerun on a quiet one for clean numbers).",
         "",
     ]
     return "\n".join(lines)
@@ -220,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-write", action="store_true", help="print only; leave PERFORMANCE.md")
     args = p.parse_args(argv)
     args.threads = [int(t) for t in str(args.threads).split(",") if t.strip()]
+    args.load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     rows = run(args)
     text = markdown(rows, args)
     print(text)

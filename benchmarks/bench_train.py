@@ -113,17 +113,29 @@ def bench_one(
     }
 
 
-def write_section(path: Path, body: str) -> None:
-    """Replace (or append) the "Training throughput" section of ``path``, keeping the others."""
+def write_section(path: Path, body: str, table: str = "main") -> None:
+    """Put ``body`` in block ``table`` of the "Training throughput" section of ``path``.
+
+    The section is created if missing; other sections of the file and other blocks of the
+    section (other ``--table`` runs) are kept.
+    """
     from restoreae.utils import atomic_write
 
     text = path.read_text(encoding="utf-8") if path.is_file() else "# Performance\n"
-    block = f"{SECTION}\n\n{body.strip()}\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: block + "\n", text, count=1)
+    start, end = f"<!-- bench_train:{table} -->", f"<!-- /bench_train:{table} -->"
+    block = f"{start}\n{body.strip()}\n{end}"
+    sec_re = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
+    m = sec_re.search(text)
+    if m is None:
+        text = text.rstrip() + f"\n\n{SECTION}\n\n{block}\n"
     else:
-        text = text.rstrip() + "\n\n" + block
+        section = m.group(0)
+        blk_re = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
+        if blk_re.search(section):
+            section = blk_re.sub(lambda _: block, section, count=1)
+        else:
+            section = section.rstrip() + f"\n\n{block}\n"
+        text = text[: m.start()] + section.rstrip() + "\n\n" + text[m.end() :].lstrip()
     atomic_write(path, (text.rstrip() + "\n").encode("utf-8"))
 
 
@@ -143,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--all", action="store_true", help="no skipping of heavy combos on CPU")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "PERFORMANCE.md")
+    ap.add_argument("--table", default="main", help="block of the section this run replaces")
     ap.add_argument("--no-write", action="store_true", help="print only")
     args = ap.parse_args(argv)
 
@@ -157,7 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.modes and device.type == "cuda":
         modes.append("channels_last+bf16")
     if args.compile:
-        modes.append("compile+channels_last" if device.type == "cpu" else "compile+channels_last+bf16")
+        modes.append(
+            "compile+channels_last" if device.type == "cpu" else "compile+channels_last+bf16"
+        )
 
     rows, skipped = [], []
     for name in models:
@@ -215,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     body = "\n".join(lines)
     print(body)
     if not args.no_write:
-        write_section(args.out, body)
+        write_section(args.out, body, args.table)
         print(f"wrote section '{SECTION[3:]}' of {args.out}")
     return 0
 

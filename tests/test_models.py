@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import warnings
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pytest
@@ -29,7 +29,17 @@ MODELS = list_models()
 SIZE = 64
 
 
-@lru_cache(maxsize=None)
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors gain nothing from threads, and OpenMP spinning on a shared 2-core machine
+    makes multi-threaded runs many times slower; restore the setting afterwards."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@cache
 def _model(name: str, in_chans: int = 2, **kw) -> torch.nn.Module:
     torch.manual_seed(0)
     return create_model(name, in_chans=in_chans, img_size=SIZE, **kw)
@@ -137,6 +147,17 @@ def test_odd_size_pad_and_crop(name: str) -> None:
     torch.testing.assert_close(y, y_full[..., top : top + 70, left : left + 90], atol=1e-6, rtol=0)
 
 
+def test_residual_output_starts_from_damaged_input() -> None:
+    model = create_model(DEFAULT_MODEL, img_size=SIZE).eval()  # untrained, residual=True
+    x = _inputs(2, SIZE, 2)
+    with torch.no_grad():
+        y = model(x)
+    assert (y - x[:, :1]).abs().max() < 0.06  # sigmoid(±3) = 0.047 / 0.953
+    plain = create_model(DEFAULT_MODEL, img_size=SIZE, residual=False).eval()
+    with torch.no_grad():
+        assert (plain(x) - 0.5).abs().max() < 0.05
+
+
 def test_bf16_autocast_close_to_fp32() -> None:
     model = _model(DEFAULT_MODEL, 2).eval()
     x = _inputs(2, SIZE, 2)
@@ -226,7 +247,11 @@ def test_load_errors(tmp_path) -> None:
     with pytest.raises(DataError, match="not a restoreae model"):
         load_model(foreign)
     unknown = tmp_path / "unknown.safetensors"
-    header = {"format": "restoreae-model-1", "config": json.dumps({"name": "nope"}), "metadata": "{}"}
+    header = {
+        "format": "restoreae-model-1",
+        "config": json.dumps({"name": "nope"}),
+        "metadata": "{}",
+    }
     save_file({"w": torch.zeros(2)}, str(unknown), metadata=header)
     with pytest.raises(DataError, match="unknown model 'nope'"):
         load_model(unknown)
@@ -268,14 +293,20 @@ def test_widen_input_keeps_output(name: str) -> None:
     torch.testing.assert_close(y_ref, ref, atol=1e-6, rtol=0)  # zero-initialised new channel
     noisy = widen_input(old, in_chans=2, init_std=0.02)
     with torch.no_grad():
-        torch.testing.assert_close(noisy(torch.cat([x1, torch.zeros_like(x1)], dim=1)), ref,
-                                   atol=1e-6, rtol=0)
+        torch.testing.assert_close(
+            noisy(torch.cat([x1, torch.zeros_like(x1)], dim=1)), ref, atol=1e-6, rtol=0
+        )
 
 
-def test_onnx_export_matches_torch(tmp_path) -> None:
+@pytest.mark.parametrize("dynamo", [False, True], ids=["legacy", "dynamo"])
+def test_onnx_export_matches_torch(tmp_path, dynamo: bool) -> None:
     ort = pytest.importorskip("onnxruntime")
     model = _model(DEFAULT_MODEL, 2).eval()
     path = tmp_path / "m.onnx"
+    if dynamo:
+        dyn = {"dynamic_shapes": {"x": {0: torch.export.Dim("batch", min=1, max=4096)}}}
+    else:
+        dyn = {"dynamic_axes": {"x": {0: "batch"}, "y": {0: "batch"}}}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
@@ -285,8 +316,8 @@ def test_onnx_export_matches_torch(tmp_path) -> None:
             opset_version=17,
             input_names=["x"],
             output_names=["y"],
-            dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}},
-            dynamo=False,
+            dynamo=dynamo,
+            **dyn,
         )
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     x = _inputs(3, SIZE, 2, seed=4)  # a different batch size than exported with

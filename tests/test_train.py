@@ -253,8 +253,9 @@ def test_run_folder_and_loss_goes_down(tiny_corpus, tmp_path):
     assert len(list((run / "weights").glob("best-*.safetensors"))) == 1  # keep_best_k = 1
     state = load_state(run / "state" / "last.pt")
     assert state["step"] == 16 and state["config"]["train"]["max_steps"] == 16
-    with pytest.raises(ConfigError, match="optim.lr"):  # resume with another recipe
-        raw["optim"]["lr"] = 1e-3
+    with pytest.raises(ConfigError, match=r"differs in optim\.betas, train\.loss"):
+        raw["optim"]["betas"] = [0.8, 0.99]  # resume with another recipe
+        raw["train"]["loss"] = "l1"
         engine.train(config_from_dict(raw))
 
 
@@ -395,3 +396,11 @@ def test_pretrain_then_finetune_with_widened_input(tiny_corpus, tmp_path):
     widened = widen_input(pre_model, in_chans=2).state_dict()
     for k, v in ft_model.state_dict().items():  # lr ~ 0: still the widened pretrain weights
         assert torch.allclose(v, widened[k], atol=1e-6), k
+
+
+def test_fp16_with_grad_scaler(tiny_corpus, tmp_path):
+    raw = tiny_config(tiny_corpus, tmp_path / "run", train={"max_steps": 3, "amp": "fp16"})
+    run = engine.train(config_from_dict(raw))
+    assert all(math.isfinite(v) for _, v in _train_losses(run))
+    state = load_state(run / "state" / "last.pt")
+    assert state["scaler"] is not None and state["scaler"]["scale"] > 0

@@ -285,8 +285,19 @@ class Candidate:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def load_candidate(spec: str, device: Any, corpus_size: int, batch_size: int) -> Candidate:
-    """Load a checkpoint argument (see :func:`resolve_checkpoint`) as a :class:`Candidate`."""
+def load_candidate(
+    spec: str,
+    device: Any,
+    corpus_size: int,
+    batch_size: int,
+    corpus_reference: dict | None = None,
+) -> Candidate:
+    """Load a checkpoint argument (see :func:`resolve_checkpoint`) as a :class:`Candidate`.
+
+    ``corpus_reference``: the corpus manifest's ``reference`` entry; a 2-channel model trained
+    with a different reference script (``traditional``) gets a warning on stderr, since it is fed
+    the corpus's reference glyphs.
+    """
     from restoreae.models.io import load_model
 
     path, name = resolve_checkpoint(spec)
@@ -300,6 +311,13 @@ def load_candidate(spec: str, device: Any, corpus_size: int, batch_size: int) ->
     cfg = dict(getattr(model, "config", {}) or {})
     in_chans = int(meta.get("in_chans", cfg.get("in_chans", 1)))
     img_size = int(meta.get("img_size", cfg.get("img_size", corpus_size)) or corpus_size)
+    corpus_trad = bool((corpus_reference or {}).get("traditional", False))
+    if in_chans == 2 and "traditional" in meta and bool(meta["traditional"]) != corpus_trad:
+        print(
+            f"warning: {path} was trained with traditional={meta['traditional']} reference "
+            f"glyphs, the corpus reference has traditional={corpus_trad}",
+            file=sys.stderr,
+        )
     params = sum(p.numel() for p in model.parameters())
     gflops = count_gflops(model, in_chans, img_size)
     cpu_model = model if device.type == "cpu" else copy.deepcopy(model)
@@ -566,7 +584,11 @@ def eval_command(args: argparse.Namespace) -> int:
     config = _load_damage_config(args.damage)
     candidates: list[Candidate] = [] if args.no_baselines else _baselines()
     for spec in args.checkpoints:
-        candidates.append(load_candidate(spec, device, corpus.size, args.batch_size))
+        candidates.append(
+            load_candidate(
+                spec, device, corpus.size, args.batch_size, corpus.manifest.get("reference")
+            )
+        )
     if not candidates:
         raise RestoreAEError("nothing to evaluate: give checkpoints or drop --no-baselines")
     seen: dict[str, int] = {}
@@ -588,7 +610,10 @@ def eval_command(args: argparse.Namespace) -> int:
     if not args.no_ocr:
         from restoreae.evaluate.ocr import OcrJudge
 
-        judge = OcrJudge(batch_size=64)
+        width = int(getattr(args, "ocr_width", 320))
+        if width < 16:
+            raise RestoreAEError(f"--ocr-width must be at least 16, got {width}")
+        judge = OcrJudge(line_width=width)
 
     settings = {
         "corpus": str(args.data),
@@ -601,6 +626,7 @@ def eval_command(args: argparse.Namespace) -> int:
         "device": str(device),
         "batch_size": args.batch_size,
         "ocr": judge is not None,
+        "ocr_width": int(getattr(args, "ocr_width", 320)) if judge is not None else None,
         "per_op_sets": per_op,
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),

@@ -51,7 +51,8 @@ class ConvAutoencoder(RestoreNet):
     ``dec_chans``/``dec_depths``: decoder channels / number of blocks at strides
     (32, 16, 8, 4, 2). ``head_chans``: channels of the full-resolution head. ``light``: smaller
     expansion ratios in decoder blocks. ``latent_chans``: channels of the map flattened into the
-    latent vector (bottleneck AEs only).
+    latent vector (bottleneck AEs only). ``subpixel_head``: run the head at stride 2 and
+    ``pixel_shuffle`` its output (see :class:`Head`).
     """
 
     def __init__(
@@ -69,6 +70,7 @@ class ConvAutoencoder(RestoreNet):
         light: bool = False,
         latent_chans: int = 32,
         residual: bool = False,
+        subpixel_head: bool = False,
         pad_mode: str = "zeros",
         drop_path_rate: float = 0.0,
     ) -> None:
@@ -134,6 +136,7 @@ class ConvAutoencoder(RestoreNet):
             scale=2,
             in_skip=in_chans if skips else 0,
             light=light,
+            subpixel=subpixel_head,
         )
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
@@ -450,6 +453,7 @@ def unet_mobilenetv3_small(
         skips=True,
         light=True,
         residual=residual,
+        subpixel_head=True,
         pad_mode=pad_mode,
         drop_path_rate=drop_path_rate,
     )

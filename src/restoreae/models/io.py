@@ -54,7 +54,9 @@ def read_header(path: str | os.PathLike) -> tuple[dict, dict]:
     except (SafetensorError, OSError, ValueError) as exc:
         raise DataError(f"{path}: not a readable safetensors model file ({exc})") from None
     if header.get("format") != FORMAT:
-        raise DataError(f"{path}: not a restoreae model file (header format={header.get('format')!r})")
+        raise DataError(
+            f"{path}: not a restoreae model file (header format={header.get('format')!r})"
+        )
     try:
         config = json.loads(header["config"])
         metadata = json.loads(header.get("metadata", "{}"))
@@ -65,7 +67,9 @@ def read_header(path: str | os.PathLike) -> tuple[dict, dict]:
     return config, metadata
 
 
-def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+def load_model(
+    path: str | os.PathLike, device: str | torch.device = "cpu"
+) -> tuple[nn.Module, dict]:
     """Load a file written by :func:`save_model` → ``(model in eval mode on device, metadata)``.
 
     Raises ``DataError`` (naming the file) for a missing, corrupt or foreign file, an unknown model
@@ -118,24 +122,29 @@ def widen_input(model: nn.Module, in_chans: int = 2, init_std: float = 0.0) -> n
         if old_t.shape == new_t.shape:
             new_state[key] = old_t.clone()
             continue
-        grows = (
-            old_t.dim() == new_t.dim()
-            and old_t.dim() >= 2
+        # The image channels sit alone (stem conv, patch embedding) or at the end of a
+        # concatenation (U-Net image skip), possibly space-to-depth'd (k sub-pixels per channel).
+        extra = new_t.shape[1] - old_t.shape[1] if new_t.dim() == old_t.dim() >= 2 else 0
+        k = extra // (in_chans - old_in) if in_chans > old_in else 0
+        fits = (
+            old_t.dim() >= 2
+            and k >= 1
+            and extra == k * (in_chans - old_in)
             and old_t.shape[0] == new_t.shape[0]
             and old_t.shape[2:] == new_t.shape[2:]
-            and new_t.shape[1] - old_t.shape[1] == in_chans - old_in
+            and old_t.shape[1] >= k * old_in
         )
-        if not grows:
-            raise ValueError(f"widen_input: unexpected shape change for {key}: "
-                             f"{tuple(old_t.shape)} → {tuple(new_t.shape)}")
+        if not fits:
+            raise ValueError(
+                f"widen_input: unexpected shape change for {key}: "
+                f"{tuple(old_t.shape)} → {tuple(new_t.shape)}"
+            )
         w = torch.zeros_like(new_t, dtype=old_t.dtype)
         if init_std > 0:
             w.normal_(0.0, init_std)
-        # The input channels sit at the end of a concatenation (image skip) or alone (stem).
-        n_old = old_t.shape[1]
-        offset = n_old - old_in  # channels before the image channels (0 for a stem conv)
+        offset = old_t.shape[1] - k * old_in  # channels before the image channels
         w[:, :offset] = old_t[:, :offset]
-        w[:, offset : offset + old_in] = old_t[:, offset:]
+        w[:, offset : offset + k * old_in] = old_t[:, offset:]
         new_state[key] = w
     new.load_state_dict(new_state, strict=True)
     p = next(model.parameters())
@@ -173,4 +182,8 @@ def gflops(model: nn.Module, img_size: int = 224, in_chans: int | None = None) -
 def model_info(model: nn.Module) -> dict[str, Any]:
     """``{"name", "kind", "params"}`` of a model built by ``create_model``."""
     cfg = getattr(model, "config", {}) or {}
-    return {"name": cfg.get("name"), "kind": getattr(model, "kind", None), "params": count_params(model)}
+    return {
+        "name": cfg.get("name"),
+        "kind": getattr(model, "kind", None),
+        "params": count_params(model),
+    }

@@ -56,7 +56,10 @@ def format_rows(rows: list[dict], fmt: str, size: int) -> str:
         for r in rows
     ]
     if fmt == "markdown":
-        lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---", "---", "---:", "---:", "---"]) + "|"]
+        lines = [
+            "| " + " | ".join(head) + " |",
+            "|" + "|".join(["---", "---", "---:", "---:", "---"]) + "|",
+        ]
         lines += ["| " + " | ".join(b) + " |" for b in body]
         return "\n".join(lines)
     widths = [max(len(str(c)) for c in col) for col in zip(head, *body, strict=False)]
@@ -69,7 +72,9 @@ def format_rows(rows: list[dict], fmt: str, size: int) -> str:
         ]
         return "  ".join(out).rstrip()
 
-    return "\n".join([fmt_row(head), fmt_row(["-" * w for w in widths])] + [fmt_row(b) for b in body])
+    return "\n".join(
+        [fmt_row(head), fmt_row(["-" * w for w in widths])] + [fmt_row(b) for b in body]
+    )
 
 
 def models_command(args: argparse.Namespace) -> int:

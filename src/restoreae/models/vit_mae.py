@@ -71,8 +71,13 @@ class ViTMAE(RestoreNet):
         dpr = torch.linspace(0, drop_path_rate, depth).tolist()
         self.blocks = nn.Sequential(
             *[
-                Block(dim=embed_dim, num_heads=num_heads, mlp_ratio=mlp_ratio, qkv_bias=True,
-                      drop_path=dpr[i])
+                Block(
+                    dim=embed_dim,
+                    num_heads=num_heads,
+                    mlp_ratio=mlp_ratio,
+                    qkv_bias=True,
+                    drop_path=dpr[i],
+                )
                 for i in range(depth)
             ]
         )

@@ -83,6 +83,7 @@ class TrainSection:
     keep_best_k: int = 1  # weights/best-<step>.safetensors kept besides best.safetensors
     num_workers: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+    threads: int | None = None  # torch CPU threads per process; None: torch's default
     find_unused_parameters: bool = False  # DDP option for models with unused branches
     progress: bool = True  # tqdm bar on rank 0
 
@@ -363,6 +364,8 @@ def _validate(cfg: TrainConfig, check_paths: bool) -> None:
     for key in ("val_num", "log_every", "keep_best_k"):
         if getattr(t, key) < 1:
             raise bad(f"train.{key}", f"must be >= 1, got {getattr(t, key)}")
+    if t.threads is not None and t.threads < 1:
+        raise bad("train.threads", f"must be >= 1 or null, got {t.threads}")
     if t.num_workers < 0:
         raise bad("train.num_workers", f"must be >= 0, got {t.num_workers}")
     dev = t.device
@@ -427,6 +430,10 @@ RESUME_MUTABLE_KEYS = frozenset(
     {
         "description",
         "data.corpus",
+        "optim.lr",
+        "optim.min_lr",
+        "optim.clip_grad",
+        "train.amp",
         "train.epochs",
         "train.max_steps",
         "train.val_every",
@@ -436,6 +443,7 @@ RESUME_MUTABLE_KEYS = frozenset(
         "train.num_workers",
         "train.compile",
         "train.device",
+        "train.threads",
         "train.progress",
         "train.val_batch_size",
         "output.run_dir",
@@ -455,8 +463,9 @@ def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def config_differences(saved: dict, current: dict) -> list[str]:
-    """Keys (``section.key``) whose values differ and are not allowed to change on resume."""
+def config_differences(saved: dict, current: dict, *, mutable: bool = False) -> list[str]:
+    """Keys (``section.key``) whose values differ and are not allowed to change on resume
+    (with ``mutable=True``: those that differ and are allowed to)."""
     a, b = _flatten(saved), _flatten(current)
     keys = sorted(set(a) | set(b))
-    return [k for k in keys if k not in RESUME_MUTABLE_KEYS and a.get(k) != b.get(k)]
+    return [k for k in keys if (k in RESUME_MUTABLE_KEYS) == mutable and a.get(k) != b.get(k)]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import hashlib
 import itertools
 import json
@@ -317,8 +318,6 @@ def unused_parameters(model: nn.Module, in_chans: int, img_size: int) -> list[st
     Probed on a copy of the model (batch of 2 random inputs, train mode) so the model's buffers
     and the global RNG are left untouched. DDP needs ``find_unused_parameters`` for these.
     """
-    import copy
-
     probe = copy.deepcopy(model).train()
     rng = torch.get_rng_state()
     try:
@@ -373,6 +372,8 @@ def train(
     reached, without changing the schedule (time-sliced training; resume later).
     Raises ``NonFiniteLossError`` when the loss becomes NaN/inf (nothing saved for that step).
     """
+    if config.train.threads is not None:
+        torch.set_num_threads(config.train.threads)
     info = init_distributed(config.train.device)
     try:
         return _train(config, info, resume, stop_at_step)
@@ -390,6 +391,7 @@ def _train(
 
     from restoreae.data.corpus import Corpus
 
+    cfg = copy.deepcopy(cfg)  # run_dir may be redirected by --resume
     device = info.device
     t_cfg, o_cfg = cfg.train, cfg.optim
     state_path, run_dir = _resolve_resume(cfg, resume)
@@ -488,13 +490,18 @@ def _train(
         best_psnr = float(state["best_psnr"])
         best_k = [list(e) for e in state.get("best_k", [])]
         last_val = state.get("last_val")
+        changed = config_differences(state["config"], cfg.to_dict(), mutable=True)
+        changed = [k for k in changed if k not in ("output.run_dir", "train.progress")]
+        if changed:
+            _log_main(info, f"resuming with changed settings: {', '.join(changed)}")
         if int(state.get("world_size", 1)) != info.world_size:
             _log_main(
                 info,
                 f"warning: resuming a {state.get('world_size')}-process run with "
                 f"{info.world_size}: the data order differs from the original run",
             )
-        pos = min(pos, steps_per_epoch)
+        if pos >= steps_per_epoch:  # e.g. resumed with more processes than before
+            epoch, pos = epoch + 1, 0
     export_model = ema.module if ema is not None else model
 
     def metadata(val: dict[str, float] | None) -> dict[str, Any]:
@@ -525,7 +532,8 @@ def _train(
     if info.is_main:
         from torch.utils.tensorboard import SummaryWriter
 
-        tb = SummaryWriter(str(paths.tb), purge_step=step + 1 if step > 0 else None)
+        # Events after the checkpoint (from a killed run) are dropped and replayed.
+        tb = SummaryWriter(str(paths.tb), purge_step=step + 1)
 
     # ---- wrappers
     fwd: nn.Module = model
@@ -623,6 +631,7 @@ def _train(
             micro = 0
             loss_acc = torch.zeros((), device=device, dtype=torch.float32)
             t0 = time.perf_counter()
+            epoch_done = False
             for clean_u8, ref_u8 in loader:
                 if micro == 0:
                     lr_now, wd_now = scheduler.set_step(step)
@@ -746,6 +755,9 @@ def _train(
                     save(last_val, False, False)
                 if finished or stop or epoch_done:
                     break
+            else:  # the loader ran out before the epoch's last step (cannot happen normally)
+                if not epoch_done:
+                    epoch, pos = epoch + 1, 0
     finally:
         bar.close()
         if tb is not None:
