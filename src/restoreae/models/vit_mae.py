@@ -143,6 +143,9 @@ class ViTMAE(RestoreNet):
             fill = self.mask_token.to(t.dtype).expand(b, n - t.shape[1], dd)
             t = torch.cat([t, fill], dim=1)
             t = torch.gather(t, 1, restore.unsqueeze(-1).expand(-1, -1, dd))
+        elif self.training:
+            # keep mask_token in the graph so DDP (find_unused_parameters=False) is happy
+            t = t + 0.0 * self.mask_token.to(t.dtype).sum()
         t = t + _resize_pos(self.decoder_pos_embed, self.grid, hp, wp).to(t.dtype)
         t = self.pred(self.decoder_norm(self.decoder_blocks(t)))  # (B, N, p*p)
         t = t.reshape(-1, hp, wp, p, p).permute(0, 1, 3, 2, 4)
