@@ -14,6 +14,7 @@ sections are kept).
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import re
 import sys
@@ -174,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
             "compile+channels_last" if device.type == "cpu" else "compile+channels_last+bf16"
         )
 
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     rows, skipped = [], []
     for name in models:
         for size in sizes:
@@ -208,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         f"One full training step (batched damage on the device, forward, MSE, backward, AdamW) at "
         f"batch {args.batch}, 2-channel input; median of {args.steps} steps after "
-        f"{args.warmup} warm-up step(s). {where}.",
+        f"{args.warmup} warm-up step(s). {where}; 1-minute load average at the start: "
+        f"{load:.1f} (other processes slow CPU figures down a lot: compare at low load).",
         "",
         f"Command: `{cmd.strip()}`",
         "",
