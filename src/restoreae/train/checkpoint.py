@@ -164,6 +164,9 @@ def export_metadata(
         "traditional": bool(ref.get("traditional", False)),
         "corpus_size": manifest.get("size"),
         "charset": manifest.get("charset"),
+        # Writers the model never trained on: evaluation on them measures generalisation.
+        "val_writers": list((manifest.get("splits") or {}).get("val_writers") or []),
+        "test_writers": list((manifest.get("splits") or {}).get("test_writers") or []),
         "step": int(step),
         "epoch": int(epoch),
         "ema": bool(ema),

@@ -35,6 +35,9 @@ class DataConfig:
     img_size: int = 128  # model input size; batches are resized on the device if the corpus differs
     use_reference: bool = True  # in_chans 2 (damaged + reference glyph) vs 1 (damaged only)
     damage: str | dict | None = None  # damage YAML path, inline dict, or None (the seed's ops)
+    # Share of training samples whose reference channel is blanked (all zeros), so that one model
+    # restores both with and without a known character. Validation always keeps the reference.
+    reference_dropout: float = 0.0
 
 
 @dataclass
@@ -321,6 +324,8 @@ def _validate(cfg: TrainConfig, check_paths: bool) -> None:
             raise bad("output.init_from", f"weights file '{out.init_from}' not found")
     if d.img_size < 8:
         raise bad("data.img_size", f"must be >= 8, got {d.img_size}")
+    if not 0.0 <= d.reference_dropout < 1.0:
+        raise bad("data.reference_dropout", f"must be in [0, 1), got {d.reference_dropout}")
     if not m.name:
         raise bad("model.name", "a registered model name is required")
     for key in ("in_chans", "img_size"):

@@ -146,12 +146,21 @@ def make_batch(
     device: torch.device,
     img_size: int,
     use_reference: bool,
+    reference_dropout: float = 0.0,
 ) -> tuple[Tensor, Tensor]:
-    """Model input ``(B, 1|2, H, W)`` (damaged [+ reference]) and target ``(B, 1, H, W)``."""
+    """Model input ``(B, 1|2, H, W)`` (damaged [+ reference]) and target ``(B, 1, H, W)``.
+
+    With ``reference_dropout`` p > 0, each sample's reference channel is zeroed with probability p
+    (drawn from ``generator``), teaching the model to restore without a known character too.
+    """
     clean = _to_float(clean_u8, device, img_size)
     damaged = damage(clean, generator)
     if use_reference:
-        x = torch.cat([damaged, _to_float(ref_u8, device, img_size)], dim=1)
+        ref = _to_float(ref_u8, device, img_size)
+        if reference_dropout > 0:
+            keep = torch.rand(ref.shape[0], generator=generator, device=device) >= reference_dropout
+            ref = ref * keep.view(-1, 1, 1, 1).to(ref.dtype)
+        x = torch.cat([damaged, ref], dim=1)
     else:
         x = damaged
     return x, clean
@@ -647,6 +656,7 @@ def _train(
                     device=device,
                     img_size=cfg.data.img_size,
                     use_reference=cfg.data.use_reference,
+                    reference_dropout=cfg.data.reference_dropout,
                 )
                 if t_cfg.channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
