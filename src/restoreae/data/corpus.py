@@ -33,6 +33,7 @@ import numpy as np
 from restoreae.data.fonts import FontFace, centre_glyph, load_face, render_glyph
 from restoreae.data.reference import ReferenceRenderer, to_traditional
 from restoreae.errors import DataError
+from restoreae.imageio import ImageError, detect_polarity, load_image
 from restoreae.utils import atomic_write
 
 __all__ = [
@@ -114,38 +115,25 @@ def _scan_image_dirs(roots: Sequence[str | os.PathLike], chars: str) -> list[_Wr
 def load_writer_image(path: str | os.PathLike, size: int) -> np.ndarray | None:
     """Load a user glyph image as uint8 ``(size, size)`` white ink on black, centred.
 
-    Colour / alpha / 16-bit images become grey (transparent areas count as paper). Polarity is
-    detected from the border (median above mid-grey means dark ink on light paper, which is
-    inverted); the background level is subtracted and the ink stretched to 255. The image is padded
-    to a square, resized to ``size`` (keeping the writer's framing) and re-centred on its ink box,
-    scaled down if that box exceeds ``0.92 * size``. Returns None when the image has no ink; raises
-    DataError when the file cannot be decoded.
+    Decoding (any format, colour / alpha / 16-bit) and polarity detection are those of
+    restoration (:mod:`restoreae.imageio`), so a writer's images are read exactly like the images a
+    user restores. Dark ink on light paper is inverted; the background level is subtracted and the
+    ink stretched to 255. The image is padded to a square, resized to ``size`` (keeping the
+    writer's framing) and re-centred on its ink box, scaled down if that box exceeds
+    ``0.92 * size``. Returns None when the image has no ink; raises DataError when the file cannot
+    be decoded.
     """
-    path = Path(path)
     try:
-        buf = np.fromfile(path, dtype=np.uint8)
-    except OSError as exc:
-        raise DataError(f"cannot read image {path}: {exc}") from exc
-    img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
-    if img is None:
-        raise DataError(f"cannot decode image {path}")
-    if img.dtype == np.uint16:
-        img = (img // 257).astype(np.uint8)
-    elif img.dtype != np.uint8:
-        img = cv2.normalize(img, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
-    if img.ndim == 3 and img.shape[2] == 4:
-        alpha = img[:, :, 3:4].astype(np.float32) / 255.0
-        img = (img[:, :, :3].astype(np.float32) * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
-    if img.ndim == 3:
-        img = cv2.cvtColor(img[:, :, :3], cv2.COLOR_BGR2GRAY)
+        img, _info = load_image(path)
+    except ImageError as exc:
+        raise DataError(str(exc)) from exc
+    if detect_polarity(img) == "dark-on-light":
+        img = 255 - img
     h, w = img.shape
     bw = max(1, min(h, w) // 20)
     border = np.concatenate(
         [img[:bw].ravel(), img[-bw:].ravel(), img[:, :bw].ravel(), img[:, -bw:].ravel()]
     )
-    if float(np.median(border)) > 127:
-        img = 255 - img
-        border = 255 - border
     bg = float(np.median(border))
     hi = float(img.max())
     if hi - bg < 16:
