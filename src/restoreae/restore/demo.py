@@ -16,6 +16,7 @@ import argparse
 import csv
 import io
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -143,11 +144,17 @@ def demo_command(args: argparse.Namespace) -> int:
         grey, _ = load_image(path)
         restored = restorer.restore(grey, char=char)
         save_image(restored, out_dir / "restored" / path.with_suffix(".png").name, "PNG")
-        ref = None
+        row = [grey, None, restored]
         if restorer.uses_reference:
-            ref = to_input_polarity(restorer.reference(char), prepare(grey, restorer.img_size))
-        rows.append([grey, ref, restored])
-    grid = demo_grid(rows, ["damaged", "reference", "restored"])
+            row[1] = to_input_polarity(restorer.reference(char), prepare(grey, restorer.img_size))
+            # The same model without the character (blank reference channel), as for an unknown
+            # character: shows what the reference adds.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                row.append(restorer.restore(grey, char=None))
+        rows.append(row)
+    labels = ["damaged", "reference", "restored", "restored, no reference"]
+    grid = demo_grid(rows, labels[: len(rows[0])])
     target = save_image(grid, out_dir / "side_by_side.png", "PNG")
     print(f"restored {len(samples)} samples: {target} and {out_dir / 'restored'}/", file=sys.stdout)
     return 0

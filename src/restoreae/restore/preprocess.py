@@ -10,8 +10,8 @@ the model's S×S answer is mapped back into the input's frame, polarity and grey
    from the Otsu ink mask (specks dropped) plus a margin, square crop around it (padded with
    background where it leaves the image), resize to S×S with ``INTER_AREA``.
 4. :func:`finish`: restored S×S → square → cropped to the image → blended into the original
-   (full weight on the glyph box, feathered over the margin; outside the square the input is
-   kept unchanged) → the input's polarity and ink / paper grey levels.
+   (the whole square is replaced, blended over a thin band at its edge; outside the square the
+   input is kept unchanged) → the input's polarity and ink / paper grey levels.
 """
 
 from __future__ import annotations
@@ -35,6 +35,10 @@ from restoreae.imageio import (  # noqa: F401  (re-exported for the restore API)
 #: Glyph box margin (fraction of the box's longer side, each side): the ink then spans ~77% of S,
 #: like the corpus glyphs (drawn at an em of 0.8 S).
 MARGIN: float = 0.15
+#: A square crop at least this fraction of the picture's longer side becomes the whole picture.
+FULL_FRAME: float = 0.85
+#: Width of the blending band at the edge of the restored square (fraction of its side).
+FEATHER: float = 0.06
 
 Polarity = Literal["auto", "dark-on-light", "light-on-dark"]
 
@@ -66,7 +70,7 @@ def _stretch_levels(g: np.ndarray, t: float) -> tuple[float, float]:
     ink = g[g > t]
     if bg.size and ink.size:
         lo = float(np.median(bg))
-        hi = float(np.percentile(ink, 75))
+        hi = float(np.percentile(ink, 95))
     else:
         lo, hi = float(np.percentile(g, 1)), float(np.percentile(g, 99))
     if hi - lo < 16:  # no usable contrast: keep the grey levels as they are
@@ -117,6 +121,11 @@ def prepare(grey: np.ndarray, size: int, polarity: Polarity = "auto") -> Prepare
     side = max(side, bw, bh, 1)
     sx0 = (x0 + x1 - side) // 2
     sy0 = (y0 + y1 - side) // 2
+    if side >= FULL_FRAME * max(h, w):
+        # The glyph (with its margin) fills the picture, as in a cropped character image: take the
+        # whole picture, padded to a square, rather than shrinking it further around its ink.
+        side = max(h, w)
+        sx0, sy0 = (w - side) // 2, (h - side) // 2
     square = np.zeros((side, side), np.uint8)
     ix0, iy0 = max(sx0, 0), max(sy0, 0)
     ix1, iy1 = min(sx0 + side, w), min(sy0 + side, h)
@@ -135,20 +144,14 @@ def prepare(grey: np.ndarray, size: int, polarity: Polarity = "auto") -> Prepare
 
 
 # --------------------------------------------------------------------------- inverse mapping
-def _feather(side: int, box: tuple[int, int, int, int], sx0: int, sy0: int) -> np.ndarray:
-    """Blend weights (side, side) float32: 1 on the glyph box, ramping to 0 at the square edge."""
-    x0, y0, x1, y1 = box
-    ys = np.arange(side, dtype=np.float32)[:, None] + sy0 + 0.5
-    xs = np.arange(side, dtype=np.float32)[None, :] + sx0 + 0.5
-
-    def ramp(c: np.ndarray, a: int, b: int, lo_edge: int, hi_edge: int) -> np.ndarray:
-        left = np.clip((c - lo_edge) / max(a - lo_edge, 1), 0, 1)
-        right = np.clip((hi_edge - c) / max(hi_edge - b, 1), 0, 1)
-        return np.minimum(left, right)
-
-    wy = ramp(ys, y0, y1, sy0, sy0 + side)
-    wx = ramp(xs, x0, x1, sx0, sx0 + side)
-    return (wy * wx).astype(np.float32)
+def _feather(side: int) -> np.ndarray:
+    """Blend weights (side, side) float32: 1 inside the square, ramping to 0 over its outer
+    :data:`FEATHER` band, so the restored square meets the untouched surroundings without a seam.
+    (Where the square extends beyond the image, the ramp falls outside and is never used.)"""
+    band = max(1.0, FEATHER * side)
+    c = np.arange(side, dtype=np.float32) + 0.5
+    ramp = np.clip(np.minimum(c, side - c) / band, 0.0, 1.0)
+    return (ramp[:, None] * ramp[None, :]).astype(np.float32)
 
 
 def finish(prep: Prepared, restored: np.ndarray) -> np.ndarray:
@@ -173,7 +176,7 @@ def finish(prep: Prepared, restored: np.ndarray) -> np.ndarray:
     levels = prep.lo + big * ((prep.hi - prep.lo) / 255.0)
     if prep.dark_on_light:
         levels = 255.0 - levels
-    weight = _feather(side, prep.box, sx0, sy0)
+    weight = _feather(side)
     out = prep.grey.astype(np.float32)
     ix0, iy0 = max(sx0, 0), max(sy0, 0)
     ix1, iy1 = min(sx0 + side, w), min(sy0 + side, h)
