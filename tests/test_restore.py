@@ -446,11 +446,10 @@ def test_bundled_samples_load():
     assert polarities == {"dark-on-light", "light-on-dark"}
 
 
-def test_demo_without_shipped_model_fails_clearly(tmp_path, capsys):
-    from restoreae.restore.api import DEFAULT_MODEL
+def test_demo_without_shipped_model_fails_clearly(tmp_path, capsys, monkeypatch):
+    import restoreae.restore.api as api
 
-    if DEFAULT_MODEL.is_file():
-        pytest.skip("the shipped model exists; test_shipped_model_beats_identity covers the demo")
+    monkeypatch.setattr(api, "DEFAULT_MODEL", tmp_path / "missing" / "default.safetensors")
     assert main(["demo", "--out", str(tmp_path / "demo")]) == 2
     assert "shipped model" in capsys.readouterr().err
     assert not (tmp_path / "demo" / "side_by_side.png").exists()
