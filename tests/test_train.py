@@ -154,6 +154,7 @@ def test_config_overrides_are_yaml_typed(tiny_corpus, tmp_path):
         (lambda r: r["train"].update(max_steps=None), "train.epochs"),
         (lambda r: r["data"].update(damage={"opz": []}), "data.damage"),
         (lambda r: r["data"].update(damage="no-such-preset"), "data.damage"),
+        (lambda r: r["data"].update(reference_dropout=1.0), "data.reference_dropout"),
     ],
 )
 def test_config_errors_name_key_and_file(tiny_corpus, tmp_path, mutate, needle):
@@ -404,3 +405,31 @@ def test_fp16_with_grad_scaler(tiny_corpus, tmp_path):
     assert all(math.isfinite(v) for _, v in _train_losses(run))
     state = load_state(run / "state" / "last.pt")
     assert state["scaler"] is not None and state["scaler"]["scale"] > 0
+
+
+def test_reference_dropout_blanks_a_seeded_share_of_references():
+    clean = torch.full((400, 16, 16), 200, dtype=torch.uint8)
+    ref = torch.full((400, 16, 16), 255, dtype=torch.uint8)
+
+    def batch(p: float, seed: int) -> torch.Tensor:
+        gen = torch.Generator().manual_seed(seed)
+        x, target = engine.make_batch(
+            clean,
+            ref,
+            damage=lambda t, g: t,
+            generator=gen,
+            device=torch.device("cpu"),
+            img_size=16,
+            use_reference=True,
+            reference_dropout=p,
+        )
+        assert torch.equal(x[:, :1], target)  # the damaged channel is untouched
+        return x[:, 1]
+
+    refs = batch(0.3, seed=1)
+    blank = (refs.amax(dim=(1, 2)) == 0).float()
+    kept = refs[blank == 0]
+    assert torch.all(kept == 1.0)  # a reference is either whole or entirely blank
+    assert 0.22 < float(blank.mean()) < 0.38
+    assert torch.equal(refs, batch(0.3, seed=1))  # same generator seed, same blanks
+    assert torch.all(batch(0.0, seed=1) == 1.0)
