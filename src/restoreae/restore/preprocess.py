@@ -6,9 +6,10 @@ the model's S×S answer is mapped back into the input's frame, polarity and grey
 
 1. :func:`~restoreae.imageio.load_image`: any image file → ``uint8`` (H, W) grey, own polarity.
 2. :func:`~restoreae.imageio.detect_polarity`: dark ink on paper, or light strokes on a rubbing.
-3. :func:`prepare`: contrast stretch between the background's and the ink's median grey, glyph box
-   from the Otsu ink mask (specks dropped) plus a margin, square crop around it (padded with
-   background where it leaves the image), resize to S×S with ``INTER_AREA``.
+3. :func:`prepare`: contrast stretch between the background's median grey and the ink's 95th
+   percentile (damaged ink is mostly dimmer than the true ink), glyph box from the Otsu ink mask
+   (specks dropped) plus a margin, square crop around it (padded with background where it leaves
+   the image; the whole picture when the glyph already fills it), resize to S×S.
 4. :func:`finish`: restored S×S → square → cropped to the image → blended into the original
    (the whole square is replaced, blended over a thin band at its edge; outside the square the
    input is kept unchanged) → the input's polarity and ink / paper grey levels.
