@@ -4,9 +4,20 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 FONT_STAMP := /usr/share/fonts/truetype/lxgw-wenkai
+# The corpus' writers: every Debian CJK font package that draws a useful share of GB2312 level 1
+# (docs/DATA.md lists the coverage per writer). fonts-kouzan-mouhitsu, fonts-aoyagi-soseki,
+# fonts-klee, fonts-kiloji and fonts-cwtex-kai are reserved for an independent evaluation: never
+# add them here.
 FONT_PACKAGES := fonts-arphic-ukai fonts-arphic-uming fonts-arphic-gkai00mp fonts-arphic-gbsn00lp \
-	fonts-cns11643-kai fonts-lxgw-wenkai fonts-noto-cjk fonts-wqy-zenhei fonts-droid-fallback \
-	fonts-hanazono fonts-smiley-sans fonts-aoyagi-kouzan-t fonts-seto fontconfig
+	fonts-arphic-bkai00mp fonts-arphic-bsmi00lp fonts-cns11643-kai fonts-cns11643-sung \
+	fonts-lxgw-wenkai fonts-noto-cjk fonts-noto-cjk-extra fonts-wqy-zenhei fonts-wqy-microhei \
+	fonts-droid-fallback fonts-hanazono fonts-smiley-sans fonts-aoyagi-kouzan-t fonts-seto \
+	fonts-ipafont-gothic fonts-ipafont-mincho fonts-ipaexfont-gothic fonts-ipaexfont-mincho \
+	fonts-ipamj-mincho fonts-takao-gothic fonts-vlgothic fonts-sawarabi-gothic \
+	fonts-sawarabi-mincho fonts-motoya-l-cedar fonts-motoya-l-maruberi fonts-horai-umefont \
+	fonts-umeplus fonts-yozvox-yozfont fonts-unfonts-core fonts-unfonts-extra fonts-baekmuk \
+	fonts-cwtex-heib fonts-cwtex-ming fonts-cwtex-yen fonts-cwtex-fs fonts-mplus fonts-konatu \
+	fontconfig
 
 .PHONY: setup fonts demo test lint format bench
 

@@ -386,3 +386,28 @@ def test_build_data_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert c.manifest["charset"] == "chars.txt" and c.manifest["reference"]["traditional"] is True
     assert main([*args[:6], "--no-system-fonts", "--font", str(tmp_path / "nope.ttf")]) == 2
     assert "nope.ttf" in capsys.readouterr().err
+
+
+def test_pinned_held_out_families(tmp_path: Path, small_faces: list[FontFace]) -> None:
+    """Named families keep the same held-out writers whatever other fonts are installed."""
+    need(UKAI)
+    faces = [*small_faces, load_face(UKAI)]
+    out = build_corpus(
+        tmp_path / "c",
+        "中国人",
+        faces,
+        32,
+        val_writers=["arphic-ukai"],
+        test_writers=["lxgw-wenkai"],
+        heldout_chars=0.0,
+    )
+    splits = json.loads((out / "manifest.json").read_text(encoding="utf-8"))["splits"]
+    assert splits["test_families"] == ["lxgw-wenkai"] and splits["val_families"] == ["arphic-ukai"]
+    assert sorted(splits["test_writers"]) == ["lxgw-wenkai", "lxgw-wenkai-bold"]
+    kw = dict(heldout_chars=0.0)
+    with pytest.raises(DataError, match="unknown writer family no-such"):
+        build_corpus(tmp_path / "x", "中", faces, 32, val_writers=0, test_writers=["no-such"], **kw)
+    with pytest.raises(DataError, match="reference font's family"):
+        build_corpus(
+            tmp_path / "y", "中", faces, 32, val_writers=0, test_writers=["arphic-kaitim"], **kw
+        )

@@ -30,12 +30,33 @@ def _add_build_data(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-system-fonts", action="store_true", help="use only --font/--font-dir")
     p.add_argument("--reference-font", default=None, help="font file or writer id for reference")
     p.add_argument("--traditional", action="store_true", help="reference in traditional forms")
-    p.add_argument("--val-writers", type=int, default=2, help="writer families for validation")
-    p.add_argument("--test-writers", type=int, default=2, help="writer families held out for test")
+    p.add_argument(
+        "--val-writers",
+        type=_count_or_names,
+        default=2,
+        help="validation writer families: a number drawn at random, or names a,b (default 2)",
+    )
+    p.add_argument(
+        "--test-writers",
+        type=_count_or_names,
+        default=2,
+        help="test writer families: a number drawn at random, or names a,b (default 2)",
+    )
     p.add_argument("--heldout-chars", type=float, default=0.05, help="fraction of chars held out")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=1, help="rendering processes")
     p.set_defaults(func=_run_build_data)
+
+
+def _count_or_names(text: str) -> int | list[str]:
+    """``"2"`` → 2; ``"noto-serif-cjk,smiley-sans"`` → the family names."""
+    text = text.strip()
+    if text.isdigit():
+        return int(text)
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("expected a number or comma-separated family names")
+    return names
 
 
 def _run_build_data(args: argparse.Namespace) -> int:
@@ -53,6 +74,11 @@ def _add_preview_damage(sub: argparse._SubParsersAction) -> None:
         "--config", type=Path, default=None, help="damage YAML or preset seed|real (default: seed)"
     )
     p.add_argument("--ops", default=None, help="comma-separated ops, a column each (default: all)")
+    p.add_argument(
+        "--style",
+        default=None,
+        help="also show synthetic-writer style ops: preset (writers) or YAML (default: none)",
+    )
     p.add_argument("--rows", type=int, default=8, help="number of glyphs (rows)")
     p.add_argument("--size", type=int, default=128, help="glyph size in pixels")
     p.add_argument("--seed", type=int, default=0)

@@ -103,6 +103,24 @@ def _pil_to_grey(img: Image.Image) -> np.ndarray:
     return grey if alpha is None else _composite_alpha(grey, alpha)
 
 
+def _colour_of(rgb: np.ndarray, alpha: np.ndarray | None) -> np.ndarray | None:
+    """uint8 (H, W, 3) RGB when the picture has colour and no transparency, else None."""
+    if alpha is not None and int(alpha.min()) < 255:
+        return None  # transparent pixels have no colour of their own: restore in grey
+    spread = rgb.max(axis=2).astype(np.int16) - rgb.min(axis=2).astype(np.int16)
+    return np.ascontiguousarray(rgb) if int(spread.max()) > 2 else None
+
+
+def _pil_colour(img: Image.Image) -> np.ndarray | None:
+    """The RGB pixels of a colour PIL image (see :func:`_colour_of`), else None."""
+    if img.mode in ("L", "1", "I", "F", "LA", "La") or img.mode.startswith("I;16"):
+        return None
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    alpha = np.asarray(img.getchannel("A")) if "A" in img.getbands() else None
+    return _colour_of(np.asarray(img.convert("RGB")), alpha)
+
+
 def _array_to_grey(arr: np.ndarray) -> np.ndarray:
     """numpy (H,W), (H,W,1), (H,W,3) RGB or (H,W,4) RGBA of any numeric dtype → uint8 grey."""
     if arr.ndim == 3 and arr.shape[2] == 1:
@@ -122,12 +140,13 @@ def load_image(source: np.ndarray | Image.Image | str | os.PathLike) -> tuple[np
     """Load an image file, PIL image or array as ``uint8`` (H, W) grey in its own polarity.
 
     Returns ``(grey, info)`` where ``info`` has ``bits`` (8 or 16: the source's bit depth per
-    channel) and ``format`` (PIL's format name, or None for in-memory images).
+    channel), ``format`` (PIL's format name, or None for in-memory images) and ``rgb``: the
+    uint8 (H, W, 3) colour pixels when the source is an opaque colour picture, else None.
     Raises :class:`ImageError` (naming the file) for a missing, corrupt, empty, non-image or
     larger than :data:`MAX_PIXELS` input.
     """
     name = _describe(source)
-    info: dict = {"bits": 8, "format": None}
+    info: dict = {"bits": 8, "format": None, "rgb": None}
     if isinstance(source, np.ndarray):
         if source.size == 0 or source.ndim < 2:
             raise ImageError(f"{name}: empty image")
@@ -135,7 +154,11 @@ def load_image(source: np.ndarray | Image.Image | str | os.PathLike) -> tuple[np
             raise ImageError(f"{name}: image too large (limit {MAX_PIXELS} pixels)")
         if source.dtype.itemsize > 1 and np.issubdtype(source.dtype, np.integer):
             info["bits"] = 16
-        return _array_to_grey(source), info
+        grey = _array_to_grey(source)
+        if source.ndim == 3 and source.shape[2] in (3, 4):
+            alpha = _to_uint8(source[:, :, 3]) if source.shape[2] == 4 else None
+            info["rgb"] = _colour_of(_to_uint8(source[:, :, :3]), alpha)
+        return grey, info
     if isinstance(source, Image.Image):
         img = source
     elif isinstance(source, str | os.PathLike):
@@ -182,6 +205,7 @@ def load_image(source: np.ndarray | Image.Image | str | os.PathLike) -> tuple[np
         img = ImageOps.exif_transpose(img) or img
     try:
         grey = _pil_to_grey(img)
+        info["rgb"] = _pil_colour(img)
     except (OSError, ValueError) as exc:
         raise ImageError(f"{name}: cannot decode pixels ({exc})") from exc
     return np.ascontiguousarray(grey), info

@@ -1,7 +1,9 @@
 """``restoreae preview-damage``: a grid PNG showing what the damage ops do.
 
-Layout: a header row of column names, then one row per glyph: ``clean``, the configured pipeline
-three times (``pipeline 1..3``), then each op alone (one column per op, named in the header).
+Layout: a header row of column names, then one row per glyph: ``clean``, with ``--style`` each
+style op of the config alone, the whole style (``writer``) and the style followed by the damage
+(``writer+dmg``: a training input), then the configured damage pipeline three times
+(``pipeline 1..3``) and each damage op alone (one column per op, named in the header).
 Cells are separated by grey lines; images are white ink on black.
 """
 
@@ -16,6 +18,7 @@ import numpy as np
 
 from restoreae.damage.pipeline import PRESETS, DamageConfig, DamagePipeline
 from restoreae.damage.registry import list_damage_ops
+from restoreae.damage.style import STYLE_OPS, StyleConfig, StyleTransform
 from restoreae.errors import ConfigError, DataError
 from restoreae.utils import atomic_write
 
@@ -58,12 +61,14 @@ def make_preview_grid(
     config: DamageConfig | None = None,
     ops: Sequence[str] | None = None,
     seed: int = 0,
+    style: StyleConfig | None = None,
 ) -> np.ndarray:
     """Grid ``uint8 (H, W)`` for square ``uint8 (S, S)`` glyphs (white on black).
 
-    Columns: clean, ``PIPELINE_COLUMNS`` runs of ``config``'s pipeline, then each op of ``ops``
-    (default: all registered) alone with ``config``'s parameters. Size:
-    ``H = header + n * (S + 2)``, ``W = (1 + 3 + len(ops)) * (S + 2)``.
+    Columns: clean, [with ``style``: each of its ops alone, the whole style, the style then one
+    run of the damage pipeline], ``PIPELINE_COLUMNS`` runs of ``config``'s pipeline, then each
+    op of ``ops`` (default: all registered) alone with ``config``'s parameters. Size:
+    ``H = header + n * (S + 2)``, ``W = (1 + [len(style ops) + 2] + 3 + len(ops)) * (S + 2)``.
     """
     if not len(glyphs):
         raise DataError("no glyphs to preview")
@@ -71,7 +76,14 @@ def make_preview_grid(
     op_names = _check_ops(ops)
     pipeline = DamagePipeline(config)
     size = glyphs[0].shape[0]
-    cols = ["clean", *(f"pipeline {i + 1}" for i in range(PIPELINE_COLUMNS)), *op_names]
+    style_names = sorted(style.ops, key=list(STYLE_OPS).index) if style is not None else []
+    style_cols = [*style_names, "writer", "writer+dmg"] if style is not None else []
+    cols = [
+        "clean",
+        *style_cols,
+        *(f"pipeline {i + 1}" for i in range(PIPELINE_COLUMNS)),
+        *op_names,
+    ]
     cell = size + _GAP
     hh = _header_height(size)
     grid = np.full((hh + len(glyphs) * cell, len(cols) * cell), _GAP_LEVEL, np.uint8)
@@ -83,6 +95,8 @@ def make_preview_grid(
                 f"glyph {r}: expected uint8 {(size, size)}, got {glyph.dtype} {glyph.shape}"
             )
         row = [glyph]
+        if style is not None:
+            row.extend(_style_cells(glyph, style, style_names, pipeline, [seed, r]))
         for i in range(PIPELINE_COLUMNS):
             row.append(pipeline(glyph, np.random.default_rng([seed, r, i]))[0])
         for j, name in enumerate(op_names):
@@ -92,6 +106,28 @@ def make_preview_grid(
         for c, img in enumerate(row):
             grid[y : y + size, c * cell : c * cell + size] = img
     return grid
+
+
+def _style_cells(
+    glyph: np.ndarray,
+    style: StyleConfig,
+    names: Sequence[str],
+    pipeline: DamagePipeline,
+    seed: Sequence[int],
+) -> list[np.ndarray]:
+    """Each style op alone (p = 1), the whole style, the style then the damage pipeline."""
+    import torch
+
+    x = torch.from_numpy(np.array(glyph, np.float32) / 255.0)[None, None]
+    cells = []
+    for j, name in enumerate(names):
+        params = {k: v for k, v in style.ops[name].items() if k != "p"}
+        one = StyleTransform(StyleConfig({name: {**params, "p": 1.0}}))
+        cells.append(one(x, torch.Generator().manual_seed(int(seed[0]) * 1000 + int(seed[1]) + j)))
+    cells.append(StyleTransform(style)(x, torch.Generator().manual_seed(int(seed[1]) + 7919)))
+    out = [np.rint(c[0, 0].numpy() * 255).astype(np.uint8) for c in cells]
+    out.append(pipeline(out[-1], np.random.default_rng([*seed, 99]))[0])
+    return out
 
 
 def _glyphs_from_corpus(path: Path, rows: int, size: int, seed: int) -> list[np.ndarray]:
@@ -153,7 +189,8 @@ def preview_damage_command(args: argparse.Namespace) -> int:
         glyphs = _glyphs_from_corpus(args.corpus, args.rows, args.size, args.seed)
     else:
         glyphs = _glyphs_from_fonts(args.rows, args.size)
-    grid = make_preview_grid(glyphs, config, ops, seed=args.seed)
+    style = StyleConfig.resolve(str(args.style)) if getattr(args, "style", None) else None
+    grid = make_preview_grid(glyphs, config, ops, seed=args.seed, style=style)
     ok, png = cv2.imencode(".png", grid)
     if not ok:
         raise DataError(f"{args.out}: PNG encoding failed")

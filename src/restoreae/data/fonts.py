@@ -249,7 +249,8 @@ def render_glyph(face: FontFace, char: str, size: int) -> np.ndarray | None:
     The font is drawn at an em of ``round(0.8 * size)`` pixels, so relative sizes between characters
     are kept; the glyph is centred on its ink bounding box, and scaled down (area interpolation) only
     when that box is larger than ``0.92 * size``. Returns ``None`` when the face's cmap lacks the
-    character or the glyph has no ink (e.g. a space, or a font mapping a character to an empty glyph).
+    character, the glyph has no ink (e.g. a space, or a font mapping a character to an empty glyph)
+    or FreeType cannot draw it (a broken glyph program).
     """
     if size < 8:
         raise ValueError(f"glyph size must be at least 8 pixels, got {size}")
@@ -259,7 +260,10 @@ def render_glyph(face: FontFace, char: str, size: int) -> np.ndarray | None:
     font = _image_font(str(face.path), face.face_index, em)
     side = 2 * em
     canvas = Image.new("L", (side, side), 0)
-    ImageDraw.Draw(canvas).text((side // 2, side // 2), char, font=font, fill=255, anchor="mm")
+    try:
+        ImageDraw.Draw(canvas).text((side // 2, side // 2), char, font=font, fill=255, anchor="mm")
+    except OSError:  # FreeType fails on this glyph's program (e.g. "invalid opcode")
+        return None
     arr = np.asarray(canvas)
     if np.count_nonzero(arr >= _INK_LEVEL) < _MIN_INK_PIXELS:
         return None

@@ -73,8 +73,9 @@ class ConvAutoencoder(RestoreNet):
         subpixel_head: bool = False,
         pad_mode: str = "zeros",
         drop_path_rate: float = 0.0,
+        output: str = "direct",
     ) -> None:
-        super().__init__(in_chans, stride=32, pad_mode=pad_mode, residual=residual)
+        super().__init__(in_chans, stride=32, pad_mode=pad_mode, residual=residual, output=output)
         if len(dec_chans) != 5 or len(dec_depths) != 5:
             raise ValueError("dec_chans and dec_depths need 5 entries (strides 32, 16, 8, 4, 2)")
         self.skips = skips
@@ -137,6 +138,7 @@ class ConvAutoencoder(RestoreNet):
             in_skip=in_chans if skips else 0,
             light=light,
             subpixel=subpixel_head,
+            out_chans=self.out_chans,
         )
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
@@ -357,6 +359,7 @@ def unet_mobilenetv3(
     residual: bool = False,
     pad_mode: str = "zeros",
     drop_path_rate: float = 0.0,
+    output: str = "direct",
 ) -> ConvAutoencoder:
     """MobileNetV3-Large encoder, mirrored decoder with skip connections at every stride."""
     return _build(
@@ -373,6 +376,7 @@ def unet_mobilenetv3(
         residual=residual,
         pad_mode=pad_mode,
         drop_path_rate=drop_path_rate,
+        output=output,
     )
 
 
@@ -384,6 +388,7 @@ def unet_efficientnetv2(
     residual: bool = False,
     pad_mode: str = "zeros",
     drop_path_rate: float = 0.0,
+    output: str = "direct",
 ) -> ConvAutoencoder:
     """EfficientNetV2-RW-T encoder, mirrored decoder with skip connections at every stride."""
     return _build(
@@ -400,6 +405,7 @@ def unet_efficientnetv2(
         residual=residual,
         pad_mode=pad_mode,
         drop_path_rate=drop_path_rate,
+        output=output,
     )
 
 
@@ -411,6 +417,7 @@ def unet_convnext_t(
     residual: bool = False,
     pad_mode: str = "zeros",
     drop_path_rate: float = 0.0,
+    output: str = "direct",
 ) -> ConvAutoencoder:
     """ConvNeXt-T encoder, ConvNeXtBlock decoder with skips (strides 16–4), input skip at 1."""
     return _build(
@@ -427,6 +434,7 @@ def unet_convnext_t(
         residual=residual,
         pad_mode=pad_mode,
         drop_path_rate=drop_path_rate,
+        output=output,
     )
 
 
@@ -439,6 +447,7 @@ def unet_mobilenetv3_small(
     head_chans: int = 16,
     pad_mode: str = "zeros",
     drop_path_rate: float = 0.0,
+    output: str = "direct",
 ) -> ConvAutoencoder:
     """Small fast U-Net (MobileNetV3-Small encoder, light decoder, residual output); CPU default."""
     return _build(
@@ -456,4 +465,5 @@ def unet_mobilenetv3_small(
         subpixel_head=True,
         pad_mode=pad_mode,
         drop_path_rate=drop_path_rate,
+        output=output,
     )

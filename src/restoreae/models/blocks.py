@@ -27,6 +27,8 @@ from torch import nn
 
 FAMILIES = ("mobilenetv3", "efficientnetv2", "convnext")
 PAD_MODES = ("zeros", "replicate")
+#: What the network's logits mean (see :class:`RestoreNet`).
+OUTPUTS = ("direct", "composite")
 
 
 def _act(family: str) -> type[nn.Module]:
@@ -44,14 +46,29 @@ class RestoreNet(nn.Module):
     ``residual=True`` adds ``res_gain * (2 * x[:, :1] - 1)`` to the logits (``res_gain`` is a
     learned scalar, initially 3): the untrained network then outputs roughly the damaged input and
     learns the correction — the usual trick of predicting the restored glyph *from* the damaged one.
+
+    ``output="composite"`` (inpainting-style, faithful by construction): ``forward_logits`` gives
+    two channels, content logits and damage-mask logits; with ``c = sigmoid(content)`` (plus the
+    residual term when ``residual``) and ``m = sigmoid(mask)`` the output is
+    ``m * c + (1 - m) * x[:, :1]``: pixels the network judges undamaged (m ≈ 0) are the input's
+    own. ``return_parts = True`` makes ``forward`` return ``(B, 2, H, W)`` = (content, mask)
+    instead, for restoring at the image's own resolution and for mask supervision in training
+    (``mask`` is then the probability that a pixel was damaged).
     """
 
     kind: str = "symmetric"
 
     def __init__(
-        self, in_chans: int, stride: int, pad_mode: str = "zeros", residual: bool = False
+        self,
+        in_chans: int,
+        stride: int,
+        pad_mode: str = "zeros",
+        residual: bool = False,
+        output: str = "direct",
     ) -> None:
         super().__init__()
+        if output not in OUTPUTS:
+            raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
         if in_chans not in (1, 2):
             raise ValueError(
                 f"in_chans must be 1 (damaged) or 2 (damaged + reference), got {in_chans}"
@@ -63,7 +80,14 @@ class RestoreNet(nn.Module):
         self.pad_mode = pad_mode
         self.residual = residual
         self.res_gain = nn.Parameter(torch.tensor(3.0)) if residual else None
+        self.output = output
+        self.return_parts = False
         self.config: dict = {}
+
+    @property
+    def out_chans(self) -> int:
+        """Channels of ``forward_logits``: 1, or 2 (content, mask) for composite models."""
+        return 2 if self.output == "composite" else 1
 
     def forward_logits(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -81,11 +105,18 @@ class RestoreNet(nn.Module):
             pad = (left, pw - left, top, ph - top)
             x = F.pad(x, pad) if self.pad_mode == "zeros" else F.pad(x, pad, mode="replicate")
         logits = self.forward_logits(x)
+        content = logits[:, :1]
         if self.res_gain is not None:
-            logits = logits + self.res_gain.to(logits.dtype) * (
+            content = content + self.res_gain.to(logits.dtype) * (
                 2.0 * x[:, :1].to(logits.dtype) - 1.0
             )
-        y = torch.sigmoid(logits)
+        y = torch.sigmoid(content)
+        if self.output == "composite":
+            mask = torch.sigmoid(logits[:, 1:2])
+            if self.return_parts:
+                y = torch.cat([y, mask], dim=1)
+            else:
+                y = mask * y + (1.0 - mask) * x[:, :1].to(y.dtype)
         if ph or pw:
             y = y[:, :, top : top + h, left : left + w]
         return y
@@ -229,6 +260,7 @@ class Head(nn.Module):
         in_skip: int = 0,
         light: bool = False,
         subpixel: bool = False,
+        out_chans: int = 1,
     ) -> None:
         super().__init__()
         self.scale = scale
@@ -238,7 +270,7 @@ class Head(nn.Module):
         skip_c = in_skip * scale * scale if subpixel else in_skip
         self.conv1 = ConvNormAct(in_c + skip_c, mid_c, 3, act=act)
         self.conv2 = nn.Identity() if light else ConvNormAct(mid_c, mid_c, 3, act=act)
-        self.out = nn.Conv2d(mid_c, scale * scale if subpixel else 1, 3, padding=1)
+        self.out = nn.Conv2d(mid_c, out_chans * (scale * scale if subpixel else 1), 3, padding=1)
         nn.init.normal_(self.out.weight, std=1e-3)
         nn.init.zeros_(self.out.bias)
 

@@ -151,6 +151,59 @@ def widen_input(model: nn.Module, in_chans: int = 2, init_std: float = 0.0) -> n
     return new.to(p.device).train(model.training)
 
 
+def for_inference(model: nn.Module) -> nn.Module:
+    """``model`` in eval mode, giving what the restore path consumes: ``(B, 1, S, S)`` restored
+    glyphs, or for composite models ``(B, 2, S, S)`` = (content, restoration mask), so that the
+    restore path can composite at the image's own resolution. Returns the same module."""
+    model.eval()
+    if getattr(model, "output", "direct") == "composite":
+        model.return_parts = True
+    return model
+
+
+def add_damage_mask(model: nn.Module, mask_bias: float = -2.0) -> nn.Module:
+    """Return a composite copy of a direct-output ``model`` (see ``RestoreNet``'s ``output``).
+
+    Every weight is kept; the head's output convolution gains the mask channel(s) with zero
+    weights and bias ``mask_bias``, so the copy starts as ``m * old_output + (1 - m) * input``
+    with ``m = sigmoid(mask_bias)`` everywhere (0.12 by default) and learns the mask from there.
+    """
+    config = dict(getattr(model, "config", {}) or {})
+    if "name" not in config:
+        raise ValueError("model has no .config with a 'name'; build it with create_model()")
+    if config.get("output", "direct") != "direct":
+        raise ValueError(f"add_damage_mask: model output is already {config['output']!r}")
+    config["output"] = "composite"
+    try:
+        new = create_model(**config)
+    except Exception as exc:  # noqa: BLE001 - a model family without the ``output`` argument
+        raise ValueError(
+            f"add_damage_mask: model {config['name']!r} has no composite form ({exc})"
+        ) from None
+    old_state = model.state_dict()
+    new_state = new.state_dict()
+    for key, new_t in new_state.items():
+        old_t = old_state[key]
+        if old_t.shape == new_t.shape:
+            new_state[key] = old_t.clone()
+        elif new_t.shape[0] == 2 * old_t.shape[0] and new_t.shape[1:] == old_t.shape[1:]:
+            # The head's output conv: (content sub-pixels, mask sub-pixels) channel blocks.
+            n = old_t.shape[0]
+            w = torch.zeros_like(new_t, dtype=old_t.dtype)
+            w[:n] = old_t
+            if new_t.dim() == 1:
+                w[n:] = mask_bias
+            new_state[key] = w
+        else:
+            raise ValueError(
+                f"add_damage_mask: unexpected shape change for {key}: "
+                f"{tuple(old_t.shape)} → {tuple(new_t.shape)}"
+            )
+    new.load_state_dict(new_state, strict=True)
+    p = next(model.parameters())
+    return new.to(p.device).train(model.training)
+
+
 def count_params(model: nn.Module, trainable_only: bool = False) -> int:
     """Number of parameters (all, or only those with ``requires_grad``)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)

@@ -210,9 +210,20 @@ class Restorer:
             return ReferenceRenderer(font=None, traditional=trad, size=self.img_size)
 
     def prepare(self, image: ImageLike, polarity: Polarity | None = None) -> Prepared:
-        """Load ``image`` and map it to the model's input glyph (see :func:`prepare`)."""
-        grey, _ = load_image(image)
-        return prepare(grey, self.img_size, polarity or self.polarity)
+        """Load ``image`` and map it to the model's input glyph (see :func:`prepare`); an opaque
+        colour picture keeps its RGB pixels in ``Prepared.colour``."""
+        grey, info = load_image(image)
+        prep = prepare(grey, self.img_size, polarity or self.polarity)
+        prep.colour = info.get("rgb")
+        return prep
+
+    def finish(self, prep: Prepared, output: np.ndarray) -> np.ndarray:
+        """One image's model output ``(K, S, S)`` (see :meth:`run`) → the restored image, uint8
+        (H, W) or (H, W, 3) for colour input, at the input's size and polarity
+        (see :func:`~restoreae.restore.preprocess.finish`)."""
+        output = np.asarray(output)
+        mask = output[1] if output.ndim == 3 and output.shape[0] == 2 else None
+        return finish(prep, output[0] if output.ndim == 3 else output, mask, prep.colour)
 
     def model_input(
         self, prep: Prepared, char: str | None = None, use_reference: bool = True
@@ -249,14 +260,16 @@ class Restorer:
         return x
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        """The bare model: float32 (B, C, S, S) in [0, 1] → float32 (B, 1, S, S) in [0, 1]."""
+        """The bare model: float32 (B, C, S, S) in [0, 1] → float32 (B, K, S, S) in [0, 1]
+        (K = 1 restored glyph; K = 2 for composite models: content and restoration mask)."""
         return self._backend(batch)
 
     # ------------------------------------------------------------------ public
     def restore(
         self, image: ImageLike, char: str | None = None, polarity: Polarity | None = None
     ) -> np.ndarray:
-        """Restore one image: path / PIL image / array → uint8 (H, W), input size and polarity."""
+        """Restore one image: path / PIL image / array → uint8 (H, W) — (H, W, 3) for a colour
+        picture — at the input's size and polarity."""
         return self.restore_many([image], [char], batch_size=1, polarity=polarity)[0]
 
     def restore_many(
@@ -266,7 +279,8 @@ class Restorer:
         batch_size: int = 16,
         polarity: Polarity | None = None,
     ) -> list[np.ndarray]:
-        """Restore several images in batches; returns uint8 (H, W) arrays in input order.
+        """Restore several images in batches; returns uint8 (H, W) (or (H, W, 3) for colour
+        input) arrays in input order.
 
         ``chars``: one character (or None) per image. Raises on the first bad image.
         """
@@ -288,5 +302,5 @@ class Restorer:
                 ]
             )
             restored = self.run(batch)
-            out.extend(finish(p, restored[i, 0]) for i, p in enumerate(preps))
+            out.extend(self.finish(p, restored[i]) for i, p in enumerate(preps))
         return out

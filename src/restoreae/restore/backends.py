@@ -2,7 +2,9 @@
 
 A backend is called with a ``float32`` numpy batch ``(B, C, S, S)`` in ``[0, 1]`` (channel 0: the
 damaged glyph, channel 1 (optional): the reference; white ink = 1 on black = 0) and returns the
-restored batch ``float32 (B, 1, S, S)`` in ``[0, 1]``, same polarity. Both carry the model's
+restored batch ``float32 (B, K, S, S)`` in ``[0, 1]``, same polarity: K = 1 (the restored glyph)
+or, for composite models, K = 2 (restored content, restoration mask; see
+:func:`restoreae.models.io.for_inference`). Both carry the model's
 ``metadata`` (``img_size``, ``in_chans``, ``reference_font``, ``reference_face_index``,
 ``traditional``).
 """
@@ -71,20 +73,20 @@ class TorchBackend:
     ) -> None:
         import torch
 
-        from restoreae.models.io import load_model
+        from restoreae.models.io import for_inference, load_model
 
         if threads is not None:
             torch.set_num_threads(int(threads))
         self.path = Path(path)
         self.device = torch.device(device)
         model, metadata = load_model(self.path, device=str(self.device))
-        self.model = model.eval().to(self.device, memory_format=torch.channels_last)
+        self.model = for_inference(model).to(self.device, memory_format=torch.channels_last)
         self.metadata = _complete_metadata(metadata, getattr(model, "config", None), str(self.path))
         self.img_size = self.metadata["img_size"]
         self.in_chans = self.metadata["in_chans"]
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        """``batch`` float32 (B, C, S, S) in [0, 1] → float32 (B, 1, S, S) in [0, 1]."""
+        """``batch`` float32 (B, C, S, S) in [0, 1] → float32 (B, K, S, S) in [0, 1]."""
         import torch
 
         batch = _check_batch(batch, self.in_chans, self.img_size)
@@ -142,7 +144,7 @@ class OnnxBackend:
         self.path = None if isinstance(source, bytes) else Path(source)
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        """``batch`` float32 (B, C, S, S) in [0, 1] → float32 (B, 1, S, S) in [0, 1]."""
+        """``batch`` float32 (B, C, S, S) in [0, 1] → float32 (B, K, S, S) in [0, 1]."""
         batch = _check_batch(batch, self.in_chans, self.img_size)
         (y,) = self.session.run(None, {self.input_name: batch})[:1]
         return np.asarray(y, dtype=np.float32)

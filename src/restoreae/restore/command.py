@@ -29,7 +29,6 @@ from restoreae.errors import RestoreAEError
 from restoreae.restore.preprocess import (
     IMAGE_EXTENSIONS,
     Prepared,
-    finish,
     load_image,
     prepare,
     to_input_polarity,
@@ -301,8 +300,9 @@ def restore_command(args: argparse.Namespace) -> int:
                         raise RestoreAEError(f"{item.path}: output would overwrite the input")
                     char = charmap.lookup(item.path, item.given) if charmap else None
                     char = char or default_char
-                    grey, _ = load_image(item.path)
+                    grey, info = load_image(item.path)
                     prep = prepare(grey, restorer.img_size, polarity)
+                    prep.colour = info.get("rgb")
                     x = restorer.model_input(prep, char, use_reference=not no_reference)
                 except RestoreAEError as exc:
                     msg = str(exc)
@@ -316,7 +316,7 @@ def restore_command(args: argparse.Namespace) -> int:
             restored = restorer.run(np.stack(inputs))
             for i, (item, prep, char, dest, fmt) in enumerate(ready):
                 try:
-                    out = finish(prep, restored[i, 0])
+                    out = restorer.finish(prep, restored[i])
                     save_image(out, dest, fmt)
                     if side:
                         ref = None

@@ -2,7 +2,8 @@
 
 ``restoreae export CHECKPOINT|default --onnx out.onnx`` writes an ONNX file with a dynamic batch
 axis and a fixed ``(C, S, S)`` input (``input``: float32 (B, C, S, S) in [0, 1], white ink on
-black → ``output``: float32 (B, 1, S, S) in [0, 1]). The model's metadata (img_size, in_chans,
+black → ``output``: float32 (B, K, S, S) in [0, 1], K = 1, or 2 = (content, mask) for composite
+models). The model's metadata (img_size, in_chans,
 reference font, traditional) is stored as JSON under the ``restoreae`` key of the file's
 ``metadata_props``, so :class:`~restoreae.restore.backends.OnnxBackend` needs nothing else.
 The export is checked by running ONNX Runtime and PyTorch on the same batch (random values plus a
@@ -148,12 +149,13 @@ def export_onnx(
 
 def export_command(args: argparse.Namespace) -> int:
     """``restoreae export CHECKPOINT|default --onnx OUT [--opset N]``."""
-    from restoreae.models.io import load_model
+    from restoreae.models.io import for_inference, load_model
     from restoreae.restore.api import resolve_model_path
     from restoreae.restore.backends import _complete_metadata
 
     path = resolve_model_path(args.checkpoint)
     model, metadata = load_model(path, device="cpu")
+    model = for_inference(model)
     metadata = _complete_metadata(metadata, getattr(model, "config", None), str(path))
     opset = int(getattr(args, "opset", None) or DEFAULT_OPSET)
     diff = export_onnx(model, metadata, args.onnx, opset=opset)

@@ -6,13 +6,16 @@ the model's S×S answer is mapped back into the input's frame, polarity and grey
 
 1. :func:`~restoreae.imageio.load_image`: any image file → ``uint8`` (H, W) grey, own polarity.
 2. :func:`~restoreae.imageio.detect_polarity`: dark ink on paper, or light strokes on a rubbing.
-3. :func:`prepare`: contrast stretch between the background's median grey and the ink's 95th
+3. :func:`prepare`: uneven lighting levelled (the paper level estimated from paper pixels
+   only), contrast stretch between the background's median grey and the ink's 95th
    percentile (damaged ink is mostly dimmer than the true ink), glyph box from the Otsu ink mask
    (specks dropped) plus a margin, square crop around it (padded with background where it leaves
    the image; the whole picture when the glyph already fills it), resize to S×S.
-4. :func:`finish`: restored S×S → square → cropped to the image → blended into the original
-   (the whole square is replaced, blended over a thin band at its edge; outside the square the
-   input is kept unchanged) → the input's polarity and ink / paper grey levels.
+4. :func:`finish`: the model's restored S×S content and its restoration mask (composite models;
+   for others, what the model changed) are enlarged to the square at the input's own resolution;
+   only where the mask says so is the input replaced, by the restored ink drawn on a background
+   estimated from the input itself, in its polarity, grey levels or RGB colour. Everything else
+   (intact strokes, paper texture, lighting, the picture outside the square) is the input's own.
 """
 
 from __future__ import annotations
@@ -50,7 +53,9 @@ class Prepared:
     """A preprocessed image and what is needed to map the model's output back.
 
     ``glyph``: uint8 (S, S) model input, white ink on black. ``grey``: uint8 (H, W) input in its
-    own polarity. ``square``: (x0, y0, side) of the square crop in input coordinates (it may
+    own polarity. ``norm``: uint8 (H, W), the input in model polarity after lighting
+    flattening and the contrast stretch (0 paper, 255 ink). ``colour``: the input's uint8 (H, W, 3) RGB pixels for a colour picture (set by
+    the caller that loaded it), else None. ``square``: (x0, y0, side) of the square crop in input coordinates (it may
     extend beyond the image; that part was padded with background). ``box``: (x0, y0, x1, y1) of
     the ink, exclusive ends. ``lo``/``hi``: the background / ink grey levels in model polarity
     (ink bright) that were stretched to 0 / 255.
@@ -63,6 +68,8 @@ class Prepared:
     hi: float
     box: tuple[int, int, int, int]
     square: tuple[int, int, int]
+    colour: np.ndarray | None = None
+    norm: np.ndarray | None = None
 
 
 def _stretch_levels(g: np.ndarray, t: float) -> tuple[float, float]:
@@ -97,6 +104,20 @@ def _glyph_box(mask: np.ndarray) -> tuple[int, int, int, int]:
     return x0, y0, x1, y1
 
 
+def _flatten_lighting(g: np.ndarray, t: float) -> np.ndarray:
+    """Remove uneven lighting from ``g`` (uint8 (H, W), model polarity: ink bright): the paper
+    level, estimated from the pixels under the Otsu threshold ``t`` only (so strokes, however
+    heavy, do not count), is levelled to its median. Returns float32 (H, W)."""
+    g = g.astype(np.float32)
+    paper = (g <= t).astype(np.float32)
+    if t >= 255.0 or paper.mean() < 0.2:
+        return g  # no contrast, or too little paper to see the lighting
+    level = _fill_background(
+        g[..., None], cv2.erode(paper, np.ones((3, 3), np.uint8)), 0.08 * max(g.shape)
+    )[..., 0]
+    return g - level + float(np.median(g[paper > 0]))
+
+
 def prepare(grey: np.ndarray, size: int, polarity: Polarity = "auto") -> Prepared:
     """Map ``grey`` (uint8 (H, W), any polarity) to the model's input glyph (uint8 (S, S), white
     ink on black, contrast-stretched, centred in a square around the ink with a margin)."""
@@ -109,6 +130,7 @@ def prepare(grey: np.ndarray, size: int, polarity: Polarity = "auto") -> Prepare
     dark_on_light = polarity == "dark-on-light"
     g = (255 - grey) if dark_on_light else grey  # model polarity: ink bright
     t = otsu_threshold(g) if int(g.max()) - int(g.min()) >= 8 else 255.0
+    g = _flatten_lighting(g, t)
     lo, hi = _stretch_levels(g, t)
     norm = np.clip((g.astype(np.float32) - lo) * (255.0 / (hi - lo)), 0, 255)
     norm = np.rint(norm).astype(np.uint8)
@@ -134,6 +156,7 @@ def prepare(grey: np.ndarray, size: int, polarity: Polarity = "auto") -> Prepare
     interp = cv2.INTER_AREA if side >= size else cv2.INTER_CUBIC
     glyph = cv2.resize(square, (size, size), interpolation=interp)
     return Prepared(
+        norm=norm,
         glyph=np.ascontiguousarray(glyph, dtype=np.uint8),
         grey=grey,
         dark_on_light=dark_on_light,
@@ -155,36 +178,103 @@ def _feather(side: int) -> np.ndarray:
     return (ramp[:, None] * ramp[None, :]).astype(np.float32)
 
 
-def finish(prep: Prepared, restored: np.ndarray) -> np.ndarray:
-    """Map the model's output back to the input frame.
+def _resize(a: np.ndarray, side: int) -> np.ndarray:
+    """float32 (S, S) → (side, side): area when shrinking, bilinear when enlarging."""
+    if a.shape[0] == side:
+        return a
+    interp = cv2.INTER_AREA if side < a.shape[0] else cv2.INTER_LINEAR
+    return cv2.resize(a, (side, side), interpolation=interp)
 
-    ``restored``: (S, S) uint8 0–255 or float 0–1, white ink on black. Returns uint8 (H, W) in the
-    input's polarity and grey levels (ink at the input's ink level, background at its paper
-    level); pixels outside the square crop are the input's own.
+
+def change_mask(restored: np.ndarray, glyph: np.ndarray) -> np.ndarray:
+    """Where a direct-output model changed its input: float32 (S, S) in [0, 1].
+
+    ``restored`` float (S, S) in [0, 1]; ``glyph`` the model input, uint8 (S, S). Differences
+    under 0.04 count as unchanged, over 0.16 as changed; the mask is widened by a pixel and
+    softened, so the restored strokes blend into the input's own pixels without a seam.
+    """
+    diff = np.abs(restored - glyph.astype(np.float32) / 255.0)
+    m = np.clip((diff - 0.04) / 0.12, 0.0, 1.0)
+    m = cv2.dilate(m, np.ones((3, 3), np.uint8))
+    return cv2.GaussianBlur(m, (5, 5), 1.0)
+
+
+def _fill_background(src: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray:
+    """The paper (or stone) of ``src`` float32 (h, w, C) where ``weight`` (h, w) marks pixels
+    known to be background: a normalised Gaussian convolution, computed at ≤ 128 px and
+    enlarged, so uneven lighting and tint are followed but no stroke leaks in."""
+    h, w = weight.shape
+    k = min(1.0, 128.0 / max(h, w))
+    sh, sw = max(1, round(h * k)), max(1, round(w * k))
+    small_w = cv2.resize(weight, (sw, sh), interpolation=cv2.INTER_AREA)
+    small_s = cv2.resize(src, (sw, sh), interpolation=cv2.INTER_AREA).reshape(sh, sw, -1)
+    s = max(1.0, sigma * k)
+    num = cv2.GaussianBlur(small_s * small_w[..., None], (0, 0), s).reshape(sh, sw, -1)
+    den = cv2.GaussianBlur(small_w, (0, 0), s)[..., None]
+    total = float(small_w.sum())
+    if total > 1e-3:
+        flat = (small_s * small_w[..., None]).reshape(-1, src.shape[2]).sum(0) / total
+    else:
+        flat = np.median(small_s.reshape(-1, src.shape[2]), axis=0)
+    fill = np.where(den > 1e-3, num / np.maximum(den, 1e-6), flat)
+    fill = cv2.resize(fill.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+    return fill.reshape(h, w, -1)
+
+
+def finish(
+    prep: Prepared,
+    restored: np.ndarray,
+    mask: np.ndarray | None = None,
+    colour: np.ndarray | None = None,
+) -> np.ndarray:
+    """Map the model's output back into the input image, changing the strokes, not the paper.
+
+    ``restored``: (S, S) uint8 0–255 or float 0–1, white ink on black (the model's content).
+    ``mask``: float (S, S) in [0, 1], where the model restored (composite models give it; for
+    others it is :func:`change_mask`, what the model changed). ``colour``: the input's uint8
+    (H, W, 3) RGB pixels, or None for grey. Returns uint8 (H, W) — or (H, W, 3) with ``colour`` —
+    at the input's own size and polarity: ``mask * redrawn + (1 - mask) * input`` at full
+    resolution, where ``redrawn`` puts the restored ink on a background estimated from the input
+    itself (its paper or stone colour and lighting, from pixels that are neither ink nor
+    restored) with the input's own ink colour. Where the mask is 0 (intact strokes and paper,
+    everything outside the glyph's square) the output is the input, pixel for pixel.
     """
     r = np.asarray(restored)
     if r.ndim == 3:
         r = r[0]
     r = r.astype(np.float32)
-    if np.issubdtype(np.asarray(restored).dtype, np.floating):
-        r = r * 255.0
+    if not np.issubdtype(np.asarray(restored).dtype, np.floating):
+        r = r / 255.0
+    r = np.clip(r, 0.0, 1.0)
+    m = change_mask(r, prep.glyph) if mask is None else np.asarray(mask, np.float32)
+    m = np.clip(m.reshape(r.shape), 0.0, 1.0)
     sx0, sy0, side = prep.square
     h, w = prep.grey.shape
-    interp = cv2.INTER_AREA if side <= r.shape[0] else cv2.INTER_CUBIC
-    big = cv2.resize(np.clip(r, 0, 255), (side, side), interpolation=interp)
-    big = np.clip(big, 0, 255)
-    # Back to model-polarity grey levels, then to the input's polarity.
-    levels = prep.lo + big * ((prep.hi - prep.lo) / 255.0)
-    if prep.dark_on_light:
-        levels = 255.0 - levels
-    weight = _feather(side)
-    out = prep.grey.astype(np.float32)
     ix0, iy0 = max(sx0, 0), max(sy0, 0)
     ix1, iy1 = min(sx0 + side, w), min(sy0 + side, h)
     sl = np.s_[iy0 - sy0 : iy1 - sy0, ix0 - sx0 : ix1 - sx0]
-    wgt = weight[sl]
-    out[iy0:iy1, ix0:ix1] = wgt * levels[sl] + (1.0 - wgt) * out[iy0:iy1, ix0:ix1]
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    m_big = (_resize(m, side) * _feather(side))[sl]
+    r_big = _resize(r, side)[sl]
+    if colour is not None and colour.shape[:2] != (h, w):
+        raise RestoreAEError(f"colour image {colour.shape[:2]} does not match the grey {h, w}")
+    src_full = prep.grey[..., None] if colour is None else colour
+    src = src_full[iy0:iy1, ix0:ix1].astype(np.float32)
+    # Ink strength of the input in model polarity (0 paper, 1 ink) as prepared.
+    ink = prep.norm[iy0:iy1, ix0:ix1].astype(np.float32) / 255.0
+    paper_w = np.clip(1.0 - 2.0 * ink, 0.0, 1.0) * np.clip(1.0 - 2.0 * m_big, 0.0, 1.0)
+    paper_w = cv2.erode(paper_w, np.ones((3, 3), np.uint8))  # keep away from stroke edges
+    paper = _fill_background(src, paper_w, sigma=0.05 * side)
+    strong = (ink > 0.75) & (m_big < 0.5)
+    if strong.sum() >= 8:
+        ink_colour = np.median(src[strong], axis=0)
+    else:  # no intact ink: the prepared ink grey level in the input's polarity
+        level = 255.0 - prep.hi if prep.dark_on_light else prep.hi
+        ink_colour = np.full(src.shape[2], level, np.float32)
+    redrawn = paper * (1.0 - r_big[..., None]) + ink_colour * r_big[..., None]
+    out = src_full.astype(np.float32).copy()
+    out[iy0:iy1, ix0:ix1] = m_big[..., None] * redrawn + (1.0 - m_big[..., None]) * src
+    out = np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    return out[..., 0] if colour is None else out
 
 
 def to_input_polarity(glyph: np.ndarray, prep: Prepared) -> np.ndarray:

@@ -38,6 +38,11 @@ class DataConfig:
     # Share of training samples whose reference channel is blanked (all zeros), so that one model
     # restores both with and without a known character. Validation always keeps the reference.
     reference_dropout: float = 0.0
+    # Synthetic writers: style transforms of the clean target (preset "writers", YAML path,
+    # inline mapping, or None); see restoreae.damage.style.
+    style: str | dict | None = None
+    # Share of training samples left undamaged, so intact glyphs come back unchanged.
+    clean_fraction: float = 0.0
 
 
 @dataclass
@@ -78,6 +83,9 @@ class TrainSection:
     compile: bool = False
     ema: float | None = None  # EMA decay (e.g. 0.999); its weights are what best/last export
     loss: str | dict = "mse"  # "mse", "l1+edge", "0.8*l1+0.2*ssim" or {"l1": 0.8, "ssim": 0.2}
+    # Weight of the damage-mask BCE for composite models (model.kwargs.output: composite): the
+    # mask is supervised with the pixels the damage changed. 0: no mask loss.
+    mask_weight: float = 0.0
     val_every: int | None = None  # optimizer steps; None: at the end of every epoch
     val_num: int = 256  # fixed seeded damaged validation glyphs
     val_batch_size: int | None = None  # None: batch_size
@@ -326,6 +334,15 @@ def _validate(cfg: TrainConfig, check_paths: bool) -> None:
         raise bad("data.img_size", f"must be >= 8, got {d.img_size}")
     if not 0.0 <= d.reference_dropout < 1.0:
         raise bad("data.reference_dropout", f"must be in [0, 1), got {d.reference_dropout}")
+    if not 0.0 <= d.clean_fraction < 1.0:
+        raise bad("data.clean_fraction", f"must be in [0, 1), got {d.clean_fraction}")
+    if d.style is not None:
+        from restoreae.damage.style import StyleConfig
+
+        try:
+            StyleConfig.resolve(d.style)
+        except ConfigError as exc:
+            raise bad("data.style", str(exc)) from None
     if not m.name:
         raise bad("model.name", "a registered model name is required")
     for key in ("in_chans", "img_size"):
@@ -376,6 +393,8 @@ def _validate(cfg: TrainConfig, check_paths: bool) -> None:
     dev = t.device
     if not (dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())):
         raise bad("train.device", f"must be auto, cpu, cuda or cuda:N, got {dev!r}")
+    if t.mask_weight < 0:
+        raise bad("train.mask_weight", f"must be >= 0, got {t.mask_weight}")
     from restoreae.train.losses import parse_loss_spec
 
     try:

@@ -46,7 +46,7 @@ from restoreae.train.distributed import (
     init_distributed,
 )
 from restoreae.train.ema import ModelEma
-from restoreae.train.losses import CompositeLoss, build_loss
+from restoreae.train.losses import CompositeLoss, build_loss, composite_mask_loss
 from restoreae.train.schedule import LrWdScheduler
 from restoreae.utils import atomic_write
 
@@ -147,14 +147,26 @@ def make_batch(
     img_size: int,
     use_reference: bool,
     reference_dropout: float = 0.0,
+    style: Any = None,
+    clean_fraction: float = 0.0,
 ) -> tuple[Tensor, Tensor]:
     """Model input ``(B, 1|2, H, W)`` (damaged [+ reference]) and target ``(B, 1, H, W)``.
 
+    ``style`` (a :class:`~restoreae.damage.style.StyleTransform`) first turns the clean glyph into
+    a synthetic writer's: the target is the styled glyph, the reference stays the font's.
+    With ``clean_fraction`` q > 0, each sample is left undamaged with probability q, so the model
+    learns to return an intact glyph unchanged ("do no harm").
     With ``reference_dropout`` p > 0, each sample's reference channel is zeroed with probability p
     (drawn from ``generator``), teaching the model to restore without a known character too.
     """
     clean = _to_float(clean_u8, device, img_size)
+    if style is not None:
+        clean = style(clean, generator)
     damaged = damage(clean, generator)
+    if clean_fraction > 0:
+        intact = torch.rand(clean.shape[0], generator=generator, device=generator.device)
+        intact = (intact < clean_fraction).to(device).view(-1, 1, 1, 1)
+        damaged = torch.where(intact, clean, damaged)
     if use_reference:
         ref = _to_float(ref_u8, device, img_size)
         if reference_dropout > 0:
@@ -164,6 +176,16 @@ def make_batch(
     else:
         x = damaged
     return x, clean
+
+
+def load_style(cfg: TrainConfig) -> Any:
+    """The batched synthetic-writer transform for ``data.style`` (or None)."""
+    from restoreae.damage.style import build_style
+
+    try:
+        return build_style(cfg.data.style)
+    except ConfigError as exc:
+        raise ConfigError(f"data.style (in {cfg.source}): {exc}") from None
 
 
 def load_damage(cfg: TrainConfig) -> Any:
@@ -242,7 +264,10 @@ def evaluate(
     Batches are sharded over ranks and the sums all-reduced: every rank gets the same figures.
     """
     was_training = model.training
+    was_parts = getattr(model, "return_parts", False)
     model.eval()
+    if was_parts:
+        model.return_parts = False  # validation scores the composite output
     sums = torch.zeros(3, dtype=torch.float64, device=info.device)  # loss*n, psnr sum, n
     n_batches = math.ceil(len(val) / val.batch_size)
     for b in range(info.rank, n_batches, info.world_size):
@@ -263,6 +288,8 @@ def evaluate(
         sums[2] += n
     all_reduce_sum(sums, info)
     model.train(was_training)
+    if was_parts:
+        model.return_parts = True
     n = max(1.0, float(sums[2]))
     return {"loss": float(sums[0]) / n, "psnr": float(sums[1]) / n}
 
@@ -284,10 +311,14 @@ def build_model(cfg: TrainConfig) -> nn.Module:
 
 
 def init_weights_from(model: nn.Module, path: Path, cfg: TrainConfig) -> None:
-    """Load ``output.init_from`` into ``model``, widening 1-channel weights to 2 channels."""
-    from restoreae.models.io import load_model, widen_input
+    """Load ``output.init_from`` into ``model``, widening 1-channel weights to 2 channels and
+    adding the damage-mask channel when a direct-output model starts a composite one."""
+    from restoreae.models.io import add_damage_mask, load_model, widen_input
 
     src, _ = load_model(path, device="cpu")
+    src_out = src.config.get("output", "direct")
+    if src_out == "direct" and getattr(model, "output", "direct") == "composite":
+        src = add_damage_mask(src)
     src_in = int(src.config.get("in_chans", 1))
     if src_in < cfg.in_chans:
         src = widen_input(src, in_chans=cfg.in_chans)
@@ -419,6 +450,7 @@ def _train(
 
     corpus = Corpus.open(cfg.data.corpus)
     damage = load_damage(cfg)
+    style = load_style(cfg)
     criterion = build_loss(t_cfg.loss)
     amp_dtype = cfg.amp_dtype
 
@@ -512,6 +544,13 @@ def _train(
         if pos >= steps_per_epoch:  # e.g. resumed with more processes than before
             epoch, pos = epoch + 1, 0
     export_model = ema.module if ema is not None else model
+    if t_cfg.mask_weight > 0:
+        if getattr(model, "output", "direct") != "composite":
+            raise ConfigError(
+                f"train.mask_weight={t_cfg.mask_weight} needs a model with a damage mask "
+                f"(model.kwargs.output: composite) (in {cfg.source})"
+            )
+        model.return_parts = True  # the training forward gives (content, mask); EMA untouched
 
     def metadata(val: dict[str, float] | None) -> dict[str, Any]:
         return ckpt.export_metadata(
@@ -657,6 +696,8 @@ def _train(
                     img_size=cfg.data.img_size,
                     use_reference=cfg.data.use_reference,
                     reference_dropout=cfg.data.reference_dropout,
+                    style=style,
+                    clean_fraction=cfg.data.clean_fraction,
                 )
                 if t_cfg.channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
@@ -671,7 +712,10 @@ def _train(
                         device.type, dtype=amp_dtype, enabled=amp_dtype is not None
                     ):
                         out = fwd(x)
-                    loss, _ = criterion(out, target)
+                    if t_cfg.mask_weight > 0:
+                        loss = composite_mask_loss(out, x, target, criterion, t_cfg.mask_weight)
+                    else:
+                        loss, _ = criterion(out, target)
                     scaled = loss / accum
                     if scaler is not None:
                         scaler.scale(scaled).backward()

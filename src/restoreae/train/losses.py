@@ -125,3 +125,29 @@ class CompositeLoss(nn.Module):
 def build_loss(spec: str | dict) -> CompositeLoss:
     """The loss module for a ``train.loss`` spec."""
     return CompositeLoss(spec)
+
+
+#: A pixel counts as damaged when the damage moved it by more than this (float [0, 1] scale).
+DAMAGE_MASK_THRESHOLD = 0.06
+
+
+def damage_mask(damaged: Tensor, clean: Tensor, threshold: float = DAMAGE_MASK_THRESHOLD) -> Tensor:
+    """The pixels the damage changed: float ``(B, 1, H, W)`` in {0, 1} (1 = damaged)."""
+    return ((damaged.float() - clean.float()).abs() > threshold).float()
+
+
+def composite_mask_loss(
+    parts: Tensor, x: Tensor, target: Tensor, criterion: CompositeLoss, mask_weight: float
+) -> Tensor:
+    """Loss of a composite model from its ``(content, mask)`` output ``parts`` (B, 2, H, W).
+
+    The output ``m * c + (1 - m) * x[:, :1]`` is scored by ``criterion`` against ``target``, and
+    the mask ``m`` by binary cross-entropy against :func:`damage_mask` (weight ``mask_weight``),
+    so that ``m`` marks what the damage changed and nothing else.
+    """
+    parts, x0, target = parts.float(), x[:, :1].float(), target.float()
+    content, mask = parts[:, :1], parts[:, 1:2]
+    restored = mask * content + (1.0 - mask) * x0
+    loss, _ = criterion(restored, target)
+    bce = F.binary_cross_entropy(mask.clamp(1e-6, 1.0 - 1e-6), damage_mask(x0, target))
+    return loss + mask_weight * bce

@@ -1,0 +1,292 @@
+"""Style transforms: synthetic writers, applied to the *clean target* before damage.
+
+Damage (:mod:`restoreae.damage.torch_ops`) only touches the model's input; a style transform
+changes the glyph itself, so the training pair (damaged input → target) shows a hand that no
+installed font has: heavier or lighter strokes that vary along the stroke, warped and sheared
+shapes, rough brush edges, dry-brush gaps (飞白), paler ink. The reference channel stays the
+standard font, so the model learns to restore the writer's shape rather than copy the font's.
+
+Every op is ``fn(x, generator, **params) -> x`` on ``float32 (B, 1, H, W)`` in ``[0, 1]``, white
+ink (1) on black (0), batched on ``x.device``; each sample draws its own parameters from
+``generator``. Pixel sizes are relative to a 128 px glyph and scale with the image.
+:class:`StyleTransform` applies each op of a config to a random share ``p`` of the samples.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from restoreae.damage.torch_ops import (
+    _col,
+    _dilate,
+    _erode,
+    _rand,
+    _scale,
+    _uniform,
+    gaussian_blur,
+    smooth_noise,
+)
+from restoreae.errors import ConfigError
+
+Tensor = torch.Tensor
+StyleFn = Callable[..., Tensor]
+
+#: Registered style ops: name → (function, default parameters).
+STYLE_OPS: dict[str, tuple[StyleFn, dict[str, Any]]] = {}
+
+
+def register_style(name: str, **defaults: Any) -> Callable[[StyleFn], StyleFn]:
+    """Decorator registering a batched style op under ``name`` with its default parameters."""
+
+    def deco(fn: StyleFn) -> StyleFn:
+        if name in STYLE_OPS:
+            raise ValueError(f"style op {name!r} is already registered")
+        STYLE_OPS[name] = (fn, dict(defaults))
+        return fn
+
+    return deco
+
+
+def list_style_ops() -> list[str]:
+    """Names of the registered style ops, in the order :class:`StyleTransform` applies them."""
+    return list(STYLE_OPS)
+
+
+def _warp(x: Tensor, dx: Tensor, dy: Tensor) -> Tensor:
+    """Sample ``x`` (B, 1, H, W) at pixel offsets ``dx``/``dy`` (B, 1, H, W), zero outside."""
+    b, _, h, w = x.shape
+    ys = torch.linspace(-1.0, 1.0, h, device=x.device).view(1, h, 1).expand(b, h, w)
+    xs = torch.linspace(-1.0, 1.0, w, device=x.device).view(1, 1, w).expand(b, h, w)
+    grid = torch.stack(
+        [xs + dx[:, 0] * (2.0 / max(w - 1, 1)), ys + dy[:, 0] * (2.0 / max(h - 1, 1))], dim=-1
+    )
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+
+
+# ------------------------------------------------------------------------------------------ ops
+@register_style("stroke_weight", radius=(-1.5, 2.5), vary=(0.3, 0.9), cells=(2, 5))
+def stroke_weight(x: Tensor, gen: torch.Generator, *, radius: Any, vary: Any, cells: Any) -> Tensor:
+    """Thicker (radius > 0) or thinner (< 0) strokes, by ``|radius|`` px of grey-level dilation or
+    erosion; the change fades in and out along the strokes (``vary`` of it follows smooth noise
+    with ``cells`` blobs per side). Thinning never removes more than half of a glyph's ink."""
+    b, _, h, w = x.shape
+    r = _uniform(gen, (b,), radius, x.device) * _scale(x)
+    k = (2.0 * r.abs()).round().long() + 1  # odd-ish window: 2 r + 1 pixels
+    out = x.clone()
+    for kk in torch.unique(k).tolist():
+        if kk <= 1:
+            continue
+        for sign, op in ((1, _dilate), (-1, _erode)):
+            idx = torch.nonzero((k == kk) & ((r > 0) if sign > 0 else (r < 0))).squeeze(1)
+            if idx.numel():
+                out[idx] = op(x[idx], int(kk))
+    weight = 1.0 - _col(_uniform(gen, (b,), vary, x.device)) * smooth_noise(
+        gen, b, h, w, cells, x.device
+    )
+    out = x + weight * (out - x)
+    ink_before = x.flatten(1).sum(1)
+    ink_after = out.flatten(1).sum(1)
+    too_thin = ink_after < 0.5 * ink_before
+    return torch.where(_col(too_thin), x, out)
+
+
+@register_style("affine", rotate=(-6.0, 6.0), shear=(-0.2, 0.2), aspect=(0.85, 1.18))
+def affine(x: Tensor, gen: torch.Generator, *, rotate: Any, shear: Any, aspect: Any) -> Tensor:
+    """Rotation (degrees), horizontal shear and aspect ratio (width / height) about the centre;
+    the glyph keeps its area, so its size in the frame stays about the same."""
+    b = x.shape[0]
+    dev = x.device
+    a = _uniform(gen, (b,), rotate, dev) * (math.pi / 180.0)
+    s = _uniform(gen, (b,), shear, dev)
+    asp = _uniform(gen, (b,), aspect, dev)
+    sx, sy = asp.sqrt(), 1.0 / asp.sqrt()
+    cos, sin = torch.cos(a), torch.sin(a)
+    # forward map: rotate · shear · scale; grid_sample needs the inverse (output → input).
+    fwd = torch.zeros(b, 2, 2, device=dev)
+    fwd[:, 0, 0], fwd[:, 0, 1] = cos * sx, (cos * s - sin) * sy
+    fwd[:, 1, 0], fwd[:, 1, 1] = sin * sx, (sin * s + cos) * sy
+    theta = torch.zeros(b, 2, 3, device=dev)
+    theta[:, :, :2] = torch.linalg.inv(fwd)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+@register_style("elastic", amount=(1.0, 4.0), cells=(3, 6))
+def elastic(x: Tensor, gen: torch.Generator, *, amount: Any, cells: Any) -> Tensor:
+    """Smooth elastic warp: every pixel moves by up to ``amount`` px along a random smooth field
+    (``cells`` blobs per side), bending strokes the way hands differ from a font."""
+    b, _, h, w = x.shape
+    amp = _col(_uniform(gen, (b,), amount, x.device) * _scale(x))
+    dx = (smooth_noise(gen, b, h, w, cells, x.device) * 2.0 - 1.0) * amp
+    dy = (smooth_noise(gen, b, h, w, cells, x.device) * 2.0 - 1.0) * amp
+    return _warp(x, dx, dy)
+
+
+@register_style("brush_edge", amount=(0.15, 0.4), cells=(16, 32))
+def brush_edge(x: Tensor, gen: torch.Generator, *, amount: Any, cells: Any) -> Tensor:
+    """Rough brush outlines: the glyph is re-thresholded at a level that wanders by ``amount``
+    around 0.5 (fine noise of ``cells`` blobs per side) after a slight blur."""
+    b, _, h, w = x.shape
+    soft = gaussian_blur(x, torch.full((b,), 1.0 * _scale(x), device=x.device))
+    noise = smooth_noise(gen, b, h, w, cells, x.device) * 2.0 - 1.0
+    level = 0.5 + _col(_uniform(gen, (b,), amount, x.device)) * noise * 0.5
+    return torch.sigmoid((soft - level) * 14.0) * (soft > 0.02)
+
+
+@register_style("dry_brush", coverage=(0.2, 0.5), streak=(8.0, 24.0), gaps=(0.25, 0.5))
+def dry_brush(x: Tensor, gen: torch.Generator, *, coverage: Any, streak: Any, gaps: Any) -> Tensor:
+    """Dry-brush gaps (飞白): thin streaks without ink, ``streak`` px long along the stroke
+    direction (horizontal or vertical per sample), over a smooth region covering about
+    ``coverage`` of the glyph; ``gaps`` is the share of streak pixels left dry there."""
+    b, _, h, w = x.shape
+    dev = x.device
+    length = _uniform(gen, (b,), streak, dev) * _scale(x)
+    # Streak noise: random per row, smooth along the row (one sample = one length; grouped).
+    lengths = length.round().clamp(min=2).long()
+    field = torch.empty_like(x)
+    for ln in torch.unique(lengths).tolist():
+        idx = torch.nonzero(lengths == ln).squeeze(1)
+        cols = max(2, w // int(ln) + 2)
+        base = _rand(gen, (idx.numel(), 1, h, cols), dev)
+        field[idx] = F.interpolate(base, size=(h, w), mode="bilinear", align_corners=True)
+    vertical = _rand(gen, (b,), dev) < 0.5
+    if h == w and bool(vertical.any()):
+        field = torch.where(_col(vertical), field.transpose(-1, -2), field)
+    dry = (field < _col(_uniform(gen, (b,), gaps, dev))).float()
+    region = smooth_noise(gen, b, h, w, (2, 4), dev)
+    region = (region > 1.0 - _col(_uniform(gen, (b,), coverage, dev))).float()
+    return x * (1.0 - dry * region)
+
+
+@register_style("ink_density", level=(0.8, 1.0), gamma=(0.7, 1.4))
+def ink_density(x: Tensor, gen: torch.Generator, *, level: Any, gamma: Any) -> Tensor:
+    """Paler or fuller ink: ``level * x ** gamma`` per sample."""
+    b = x.shape[0]
+    g = _col(_uniform(gen, (b,), gamma, x.device))
+    return _col(_uniform(gen, (b,), level, x.device)) * x.clamp(min=0.0) ** g
+
+
+# ------------------------------------------------------------------------------------- config
+@dataclass
+class StyleConfig:
+    """Which style ops run, on what share ``p`` of samples, with which parameters.
+
+    ``ops``: ``{name: {"p": share, **params}}``; a missing parameter takes the op's default.
+    """
+
+    ops: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def resolve(cls, spec: str | dict | None) -> StyleConfig | None:
+        """``None``/``"none"`` → None; a preset name; a YAML path; or an inline mapping."""
+        if spec is None or spec == "none":
+            return None
+        if isinstance(spec, str):
+            if spec in STYLE_PRESETS:
+                return cls.from_dict(STYLE_PRESETS[spec], where=f"style preset {spec!r}")
+            path = Path(spec)
+            if not path.is_file():
+                raise ConfigError(
+                    f"style {spec!r}: not a preset ({', '.join(STYLE_PRESETS)}) nor a YAML file"
+                )
+            import yaml
+
+            try:
+                raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+            except (OSError, yaml.YAMLError) as exc:
+                raise ConfigError(f"style file {path}: cannot read ({exc})") from None
+            return cls.from_dict(raw, where=str(path))
+        if isinstance(spec, dict):
+            return cls.from_dict(spec, where="style")
+        raise ConfigError(f"style must be a preset name, a YAML path or a mapping, got {spec!r}")
+
+    @classmethod
+    def from_dict(cls, raw: Any, where: str) -> StyleConfig:
+        """Validate ``{"ops": {name: {"p": ..., **params}}}`` (or the inner mapping itself)."""
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {type(raw).__name__}")
+        ops = raw.get("ops", raw)
+        if not isinstance(ops, dict):
+            raise ConfigError(f"{where}: 'ops' must map op names to settings")
+        out: dict[str, dict[str, Any]] = {}
+        for name, settings in ops.items():
+            if name not in STYLE_OPS:
+                raise ConfigError(
+                    f"{where}: unknown style op {name!r}; known: {', '.join(STYLE_OPS)}"
+                )
+            settings = dict(settings or {})
+            p = settings.pop("p", 0.5)
+            if isinstance(p, bool) or not isinstance(p, int | float) or not 0.0 <= p <= 1.0:
+                raise ConfigError(f"{where}: {name}.p must be a share in [0, 1], got {p!r}")
+            defaults = STYLE_OPS[name][1]
+            unknown = sorted(set(settings) - set(defaults))
+            if unknown:
+                raise ConfigError(
+                    f"{where}: {name} has no parameter(s) {unknown}; known: {sorted(defaults)}"
+                )
+            out[name] = {"p": float(p), **defaults, **settings}
+        return cls(out)
+
+
+#: Built-in style configs. ``writers``: the synthetic-writer mix the shipped model trains with.
+STYLE_PRESETS: dict[str, dict[str, Any]] = {
+    "writers": {
+        "ops": {
+            "stroke_weight": {"p": 0.6},
+            "affine": {"p": 0.5},
+            "elastic": {"p": 0.5},
+            "brush_edge": {"p": 0.3},
+            "dry_brush": {"p": 0.15},
+            "ink_density": {"p": 0.2},
+        }
+    },
+}
+
+
+class StyleTransform:
+    """Batched synthetic-writer transform: ``style(x, generator) -> x`` on float (B, 1, H, W)
+    in [0, 1], white on black. Ops run in registry order, each on its own random share ``p`` of
+    the samples; deterministic for a given generator state."""
+
+    def __init__(self, config: StyleConfig) -> None:
+        self.config = config
+        order = list(STYLE_OPS)
+        self.ops = sorted(config.ops, key=order.index)
+
+    def __call__(self, x: Tensor, generator: torch.Generator) -> Tensor:
+        if x.ndim != 4 or x.shape[1] != 1 or not x.is_floating_point():
+            raise ValueError(f"expected float (B, 1, H, W), got {x.dtype} {tuple(x.shape)}")
+        out = x.float().clone()
+        b = x.shape[0]
+        for name in self.ops:
+            settings = dict(self.config.ops[name])
+            p = settings.pop("p")
+            chosen = torch.nonzero(_rand(generator, (b,), x.device) < p).squeeze(1)
+            if chosen.numel():
+                fn = STYLE_OPS[name][0]
+                out[chosen] = fn(out[chosen], generator, **settings).clamp(0.0, 1.0)
+        return out.to(x.dtype)
+
+
+def build_style(spec: str | dict | None) -> StyleTransform | None:
+    """The style transform of a ``data.style`` spec (preset, YAML path, mapping), or None."""
+    cfg = StyleConfig.resolve(spec)
+    return StyleTransform(cfg) if cfg is not None and cfg.ops else None
+
+
+__all__ = [
+    "STYLE_OPS",
+    "STYLE_PRESETS",
+    "StyleConfig",
+    "StyleTransform",
+    "build_style",
+    "list_style_ops",
+    "register_style",
+]

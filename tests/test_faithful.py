@@ -1,0 +1,263 @@
+"""Faithful restoration: synthetic-writer style ops, composite (mask) models and their training,
+and compositing the restoration into the user's own image (paper, lighting and colour kept)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from restoreae.damage.style import (
+    STYLE_OPS,
+    StyleConfig,
+    StyleTransform,
+    build_style,
+    list_style_ops,
+)
+from restoreae.errors import ConfigError
+from restoreae.models.io import add_damage_mask, for_inference
+from restoreae.models.registry import create_model
+from restoreae.train import engine
+from restoreae.train.config import config_from_dict
+from restoreae.train.losses import build_loss, composite_mask_loss, damage_mask
+
+
+def _glyphs(b: int = 6, size: int = 64) -> torch.Tensor:
+    """Float (B, 1, S, S) white-on-black blocky 'glyphs' with strokes 6 px wide."""
+    x = torch.zeros(b, 1, size, size)
+    for i in range(b):
+        x[i, 0, 10 + i : 16 + i, 8:56] = 1.0
+        x[i, 0, 8:56, 28 - i : 34 - i] = 1.0
+    return x
+
+
+# --------------------------------------------------------------------------- style ops
+@pytest.mark.parametrize("name", list(STYLE_OPS))
+def test_style_op_shape_range_determinism(name):
+    x = _glyphs()
+    st = StyleTransform(StyleConfig.from_dict({name: {"p": 1.0}}, "test"))
+    a = st(x, torch.Generator().manual_seed(3))
+    b = st(x, torch.Generator().manual_seed(3))
+    assert a.shape == x.shape and a.dtype == x.dtype
+    assert float(a.min()) >= 0.0 and float(a.max()) <= 1.0
+    assert torch.equal(a, b)
+    assert not torch.equal(a, x), f"{name} changed nothing"
+    # Still a glyph: neither erased nor flooded.
+    ink = a.flatten(1).sum(1) / x.flatten(1).sum(1)
+    assert bool((ink > 0.3).all()) and bool((ink < 3.0).all()), (name, ink)
+
+
+def test_style_share_and_identity():
+    x = _glyphs(64)
+    off = StyleTransform(StyleConfig.from_dict({"elastic": {"p": 0.0}}, "t"))
+    assert torch.equal(off(x, torch.Generator().manual_seed(0)), x)
+    half = StyleTransform(StyleConfig.from_dict({"affine": {"p": 0.5}}, "t"))
+    out = half(x, torch.Generator().manual_seed(0))
+    changed = int((out - x).abs().flatten(1).amax(1).gt(1e-6).sum())
+    assert 16 <= changed <= 48
+    assert build_style(None) is None and build_style("none") is None
+    assert set(build_style("writers").ops) == set(list_style_ops())
+
+
+@pytest.mark.parametrize(
+    "spec, needle",
+    [
+        ({"warp_drive": {}}, "unknown style op 'warp_drive'"),
+        ({"affine": {"p": 1.5}}, r"affine\.p must be a share"),
+        ({"affine": {"twist": 2}}, r"affine has no parameter\(s\) \['twist'\]"),
+        ("no-such-preset", "not a preset"),
+    ],
+)
+def test_style_config_errors_name_the_key(spec, needle):
+    with pytest.raises(ConfigError, match=needle):
+        StyleConfig.resolve(spec)
+
+
+def test_stroke_weight_thickens_and_thins():
+    x = _glyphs(2)
+    fat = StyleConfig.from_dict({"stroke_weight": {"p": 1.0, "radius": 2.0, "vary": 0.0}}, "t")
+    thin = StyleConfig.from_dict({"stroke_weight": {"p": 1.0, "radius": -1.0, "vary": 0.0}}, "t")
+    g = torch.Generator().manual_seed(0)
+    assert StyleTransform(fat)(x, g).sum() > 1.3 * x.sum()
+    assert StyleTransform(thin)(x, g).sum() < 0.9 * x.sum()
+
+
+# --------------------------------------------------------------------------- composite models
+def test_composite_output_is_mask_blend_of_content_and_input():
+    torch.manual_seed(0)
+    m = create_model("unet_mobilenetv3_small", in_chans=2, img_size=64, output="composite").eval()
+    x = torch.rand(2, 2, 64, 64)
+    with torch.no_grad():
+        y = m(x)
+        m.return_parts = True
+        parts = m(x)
+    assert y.shape == (2, 1, 64, 64) and parts.shape == (2, 2, 64, 64)
+    c, mask = parts[:, :1], parts[:, 1:]
+    assert torch.allclose(y, mask * c + (1 - mask) * x[:, :1], atol=1e-6)
+    assert for_inference(create_model("unet_mobilenetv3_small", img_size=64)).return_parts is False
+
+
+def test_add_damage_mask_starts_from_the_direct_model():
+    torch.manual_seed(0)
+    old = create_model("unet_mobilenetv3_small", in_chans=2, img_size=64).eval()
+    new = add_damage_mask(old).eval()
+    assert new.config["output"] == "composite"
+    x = torch.rand(3, 2, 64, 64)
+    with torch.no_grad():
+        m0 = 1.0 / (1.0 + math.exp(2.0))  # sigmoid(-2)
+        expected = m0 * old(x) + (1 - m0) * x[:, :1]
+        assert torch.allclose(new(x), expected, atol=1e-5)
+    with pytest.raises(ValueError, match="already 'composite'"):
+        add_damage_mask(new)
+
+
+def test_damage_mask_and_composite_loss():
+    clean = torch.zeros(1, 1, 8, 8)
+    damaged = clean.clone()
+    damaged[..., :2, :] = 1.0
+    damaged[..., 4, 4] = 0.03  # below the threshold: not damage
+    mask = damage_mask(damaged, clean)
+    assert int(mask.sum()) == 16 and mask[..., 4, 4].item() == 0.0
+    x = torch.cat([damaged, torch.zeros_like(damaged)], 1)
+    crit = build_loss("l1")
+    perfect = torch.cat([clean, mask], 1)  # content = clean, mask = the damage
+    # only the sub-threshold speck is left (0.03 on 1 of 64 pixels)
+    assert composite_mask_loss(perfect, x, clean, crit, 0.0).item() == pytest.approx(0.03 / 64)
+    wrong_mask = torch.cat([clean, torch.zeros_like(mask)], 1)
+    assert composite_mask_loss(wrong_mask, x, clean, crit, 0.0) > 0.2
+
+
+def test_make_batch_clean_fraction_and_style():
+    clean_u8 = (_glyphs(64, 32) * 255).to(torch.uint8)[:, 0]
+    from restoreae.damage.pipeline import DamageConfig
+    from restoreae.damage.torch_ops import TorchDamage
+
+    x, target = engine.make_batch(
+        clean_u8,
+        clean_u8,
+        damage=TorchDamage(DamageConfig.load("seed")),
+        generator=torch.Generator().manual_seed(0),
+        device=torch.device("cpu"),
+        img_size=32,
+        use_reference=True,
+        style=build_style("writers"),
+        clean_fraction=0.25,
+    )
+    intact = (x[:, :1] - target).abs().flatten(1).amax(1) == 0
+    assert 6 <= int(intact.sum()) <= 28  # about a quarter left undamaged
+    styled = (target - clean_u8[:, None].float() / 255).abs().flatten(1).amax(1) > 1e-3
+    assert int(styled.sum()) > 32  # the target itself is a synthetic writer's glyph
+    assert torch.equal(x[:, 1:], clean_u8[:, None].float() / 255)  # reference stays the font
+
+
+def test_training_a_composite_model_with_mask_loss(tiny_corpus, tmp_path):
+    raw = {
+        "data": {
+            "corpus": str(tiny_corpus),
+            "img_size": 64,
+            "style": "writers",
+            "clean_fraction": 0.2,
+        },
+        "model": {"name": "unet_mobilenetv3_small", "kwargs": {"output": "composite"}},
+        "optim": {"lr": 3e-3, "warmup_steps": 1},
+        "train": {
+            "max_steps": 4,
+            "batch_size": 4,
+            "val_num": 8,
+            "loss": "l1+0.2*ssim",
+            "mask_weight": 0.5,
+            "progress": False,
+            "ema": 0.9,
+        },
+        "output": {"run_dir": str(tmp_path / "run")},
+    }
+    run = engine.train(config_from_dict(raw))
+    from restoreae.models.io import load_model
+
+    model, _ = load_model(run / "weights" / "last.safetensors")
+    assert model.config["output"] == "composite" and model.return_parts is False
+    raw["model"]["kwargs"] = {}
+    raw["output"]["run_dir"] = str(tmp_path / "direct")
+    with pytest.raises(ConfigError, match="mask_weight.*output: composite"):
+        engine.train(config_from_dict(raw))
+    raw["data"]["clean_fraction"] = 1.0
+    with pytest.raises(ConfigError, match="data.clean_fraction"):
+        config_from_dict(raw)
+
+
+# --------------------------------------------------------------------------- compositing
+class _GapFiller:
+    """A fake composite backend that knows the truth: content = the true glyph, mask = the gap
+    (what a perfect composite model would give). Both are (side, side) uint8 squares in the
+    frame of the prepared crop, set after ``prepare``."""
+
+    def __init__(self) -> None:
+        self.truth = self.gap = np.zeros((1, 1), np.uint8)
+        self.metadata = {"img_size": 64, "in_chans": 1}
+        self.img_size, self.in_chans = 64, 1
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        import cv2
+
+        out = np.zeros((batch.shape[0], 2, 64, 64), np.float32)
+        out[:, 0] = cv2.resize(self.truth, (64, 64), interpolation=cv2.INTER_AREA) / 255.0
+        out[:, 1] = cv2.resize(self.gap, (64, 64), interpolation=cv2.INTER_AREA) / 255.0
+        return out
+
+
+def _lit_photo() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A coloured photo of dark ink on tinted, textured, unevenly lit paper, with a gap in a
+    stroke. Returns (damaged RGB uint8 (H, W, 3), true glyph mask (H, W) bool, gap bool)."""
+    h, w = 120, 110
+    yy, xx = np.mgrid[0:h, 0:w]
+    rng = np.random.default_rng(0)
+    light = 0.8 + 0.2 * np.sin(xx / 30.0) * np.cos(yy / 45.0) + rng.normal(0, 0.02, (h, w))
+    paper = np.array([0.93, 0.84, 0.68])[None, None] * light[..., None]
+    glyph = np.zeros((h, w), bool)
+    glyph[30:40, 15:95] = True
+    glyph[20:100, 50:60] = True
+    ink = np.array([0.18, 0.12, 0.1])
+    img = np.where(glyph[..., None], ink[None, None], paper)
+    gap = np.zeros((h, w), bool)
+    gap[30:40, 70:90] = True
+    img[gap] = paper[gap]
+    return np.clip(np.rint(img * 255), 0, 255).astype(np.uint8), glyph, gap
+
+
+def test_restoration_keeps_paper_lighting_and_colour():
+    from restoreae.restore.api import Restorer
+
+    photo, glyph, gap = _lit_photo()
+    backend = _GapFiller()
+    restorer = Restorer(backend=backend)
+    sx0, sy0, side = restorer.prepare(photo).square
+    for name, where in (("truth", glyph), ("gap", gap)):
+        square = np.zeros((side, side), np.uint8)
+        ys, xs = np.nonzero(where)
+        square[ys - sy0, xs - sx0] = 255
+        setattr(backend, name, square)
+    out = restorer.restore(photo)
+    assert out.shape == photo.shape and out.dtype == np.uint8  # RGB in, RGB out
+    near = np.zeros_like(glyph)
+    near[26:44, 64:96] = True  # the gap and its blending band
+    # Away from the restored gap every pixel is the input's own: texture, light, tint.
+    assert np.array_equal(out[~near], photo[~near])
+    # The gap is filled with the input's ink colour (warm, dark), not a grey box.
+    filled = out[gap].astype(float).mean(0)
+    assert np.abs(filled - np.array([46, 31, 26])).max() < 40, filled
+    assert filled[0] > filled[2]
+
+
+def test_lighting_is_levelled_before_the_model():
+    from restoreae.restore.preprocess import prepare
+
+    photo, glyph, gap = _lit_photo()
+    grey = photo.mean(2).astype(np.uint8)
+    prep = prepare(grey, 64)
+    paper = ~glyph
+    paper[gap] = True
+    # The paper's uneven light (±20 %) must not reach the model as faint grey "ink".
+    assert np.percentile(prep.norm[paper], 99) < 40
+    assert np.median(prep.norm[glyph & ~gap]) > 200
