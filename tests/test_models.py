@@ -213,6 +213,80 @@ def test_param_counts_near_seed() -> None:
     assert 0.8e6 < count_params(create_model(DEFAULT_MODEL)) < 3e6
 
 
+def test_seed_cost_autoencoders() -> None:
+    """ae_mobilenetv3 costs what the seed's does: 0.24 GFLOP at 224 px, 0.12 encoder / 0.12
+    decoder (seed figures from its code, docs/MODELS.md); its decoder is as heavy as its encoder."""
+    model = create_model("ae_mobilenetv3", img_size=224).eval()
+    total = gflops(model, 224)
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model.encoder(torch.zeros(1, 2, 224, 224))
+    enc = counter.get_total_flops() / 1e9
+    assert 0.18 < total < 0.30
+    assert 0.8 < (total - enc) / enc < 1.25
+    assert gflops(create_model("ae_mobilenetv3_large", img_size=224), 224) > 4 * total
+
+
+def test_latent_dim_is_an_option_of_the_bottleneck_aes() -> None:
+    small = create_model("ae_mobilenetv3", img_size=SIZE, latent_dim=64)
+    assert small.config == {
+        "name": "ae_mobilenetv3",
+        "in_chans": 2,
+        "img_size": SIZE,
+        "latent_dim": 64,
+    }
+    assert small.encode(_inputs(2, SIZE, 2)).shape == (2, 64)
+    with pytest.raises(ConfigError, match=r"unknown argument\(s\) \['latent_dim'\]"):
+        create_model(DEFAULT_MODEL, img_size=SIZE, latent_dim=512)
+    with pytest.raises(ConfigError, match="latent_dim must be a positive integer"):
+        create_model("ae_mobilenetv3", img_size=SIZE, latent_dim=0)
+    with pytest.raises(ConfigError, match="unknown argument"):
+        create_model("vit_mae", img_size=SIZE, latent_dim=512)
+
+
+def _rewrite_config(src, dst, **changes) -> None:
+    """Copy model file ``src`` to ``dst`` with its header config updated by ``changes``."""
+    from safetensors import safe_open
+
+    with safe_open(str(src), framework="pt") as f:
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+        hdr = f.metadata()
+    hdr["config"] = json.dumps({**json.loads(hdr["config"]), **changes})
+    save_file(tensors, str(dst), metadata=hdr)
+
+
+def test_old_model_files_load(tmp_path) -> None:
+    # configs written before latent_dim became a model option carried it for every model
+    model = _model(DEFAULT_MODEL, 2).eval()
+    path = save_model(model, tmp_path / "new.safetensors")
+    _rewrite_config(path, tmp_path / "old.safetensors", latent_dim=512)
+    loaded, _ = load_model(tmp_path / "old.safetensors")
+    assert loaded.config == model.config
+    # ae_mobilenetv3 used to be the MobileNetV3-Large AE, now ae_mobilenetv3_large
+    large = create_model("ae_mobilenetv3_large", in_chans=1, img_size=SIZE).eval()
+    path = save_model(large, tmp_path / "large.safetensors")
+    _rewrite_config(path, tmp_path / "old_ae.safetensors", name="ae_mobilenetv3", latent_dim=512)
+    loaded, _ = load_model(tmp_path / "old_ae.safetensors")
+    assert loaded.config["name"] == "ae_mobilenetv3_large" and loaded.kind == "asymmetric"
+    x = _inputs(1, SIZE, 1)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), large(x))
+
+
+def test_shipped_weights_load() -> None:
+    from pathlib import Path
+
+    import restoreae
+
+    path = Path(restoreae.__file__).parent / "pretrained" / "default.safetensors"
+    if not path.is_file():
+        pytest.skip("no shipped model in this checkout")
+    model, _ = load_model(path)
+    assert model.config["name"] == DEFAULT_MODEL and model.kind == "unet"
+
+
 def test_gflops_scales_with_area() -> None:
     model = _model(DEFAULT_MODEL, 2).train()
     g64, g128 = gflops(model, 64), gflops(model, 128)

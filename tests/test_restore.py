@@ -79,7 +79,7 @@ def model_path(tmp_path_factory) -> Path:
     from restoreae.models.registry import create_model
 
     torch.manual_seed(0)
-    model = create_model("unet_mobilenetv3_small", in_chans=2, img_size=MODEL_SIZE, latent_dim=64)
+    model = create_model("unet_mobilenetv3_small", in_chans=2, img_size=MODEL_SIZE)
     path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
     save_model(model, path, metadata={"img_size": MODEL_SIZE, "in_chans": 2, "traditional": False})
     return path
@@ -302,7 +302,7 @@ def test_reference_warnings_and_char_validation(model_path, glyph):
             r2.restore(img, char=bad)
 
     torch.manual_seed(1)
-    one = create_model("unet_mobilenetv3_small", in_chans=1, img_size=MODEL_SIZE, latent_dim=64)
+    one = create_model("unet_mobilenetv3_small", in_chans=1, img_size=MODEL_SIZE)
     p1 = save_model(
         one, model_path.parent / "one.safetensors", {"img_size": MODEL_SIZE, "in_chans": 1}
     )

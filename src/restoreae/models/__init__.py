@@ -1,6 +1,6 @@
 """restoreae.models: model registry + factory, timm-block autoencoders, U-Nets, ViT-MAE, weights I/O.
 
-``create_model(name, in_chans=2, img_size=224, latent_dim=512, **kwargs)`` builds any registered
+``create_model(name, in_chans=2, img_size=224, **options)`` builds any registered
 model; every model maps float ``(B, in_chans, H, W)`` in [0, 1] (white ink on black; channel 0
 damaged glyph, channel 1 optional reference) to ``(B, 1, H, W)`` in [0, 1], for any ``H, W``.
 """

@@ -14,17 +14,23 @@ One class, :class:`ConvAutoencoder`, covers all of them:
 Input float ``(B, in_chans, H, W)`` in [0, 1] (channel 0 damaged glyph, channel 1 optional
 reference; white ink on black) → output ``(B, 1, H, W)`` in [0, 1]; any ``H, W`` (padded to a
 multiple of 32 and cropped back by :class:`RestoreNet`).
+
+Each registered model is one row of :data:`VARIANTS` (kind, encoder, decoder shape) plus a
+three-line entry point, as timm does; a new variant is a new row and a new entry point.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import timm
 import torch
 from timm.layers import LayerNorm2d
 from torch import nn
 
+from restoreae.errors import ConfigError
 from restoreae.models.blocks import (
     ConvNormAct,
     DecoderStage,
@@ -36,22 +42,17 @@ from restoreae.models.blocks import (
 )
 from restoreae.models.registry import register_model
 
-ENCODERS = {
-    "mobilenetv3": "mobilenetv3_large_100",
-    "mobilenetv3_small": "mobilenetv3_small_100",
-    "efficientnetv2": "efficientnetv2_rw_t",
-    "convnext": "convnext_tiny",
-}
 DEC_STRIDES = (16, 8, 4, 2)
 
 
 class ConvAutoencoder(RestoreNet):
     """timm encoder + mirrored decoder, with a latent bottleneck or with U-Net skips.
 
-    ``dec_chans``/``dec_depths``: decoder channels / number of blocks at strides
-    (32, 16, 8, 4, 2). ``head_chans``: channels of the full-resolution head. ``light``: smaller
-    expansion ratios in decoder blocks. ``latent_chans``: channels of the map flattened into the
-    latent vector (bottleneck AEs only). ``subpixel_head``: run the head at stride 2 and
+    ``encoder``: a timm model name. ``dec_chans``/``dec_depths``: decoder channels / number of
+    blocks at strides (32, 16, 8, 4, 2). ``head_chans``: channels of the full-resolution head.
+    ``light``: smaller expansion ratios in decoder blocks. ``latent_dim``: size of the global
+    latent vector and ``latent_chans``: channels of the map flattened into it (bottleneck AEs
+    only; ignored by U-Nets). ``subpixel_head``: run the head at stride 2 and
     ``pixel_shuffle`` its output (see :class:`Head`).
     """
 
@@ -62,12 +63,12 @@ class ConvAutoencoder(RestoreNet):
         encoder: str,
         in_chans: int,
         img_size: int,
-        latent_dim: int,
         dec_chans: Sequence[int],
         dec_depths: Sequence[int],
         head_chans: int,
         skips: bool,
         light: bool = False,
+        latent_dim: int = 512,
         latent_chans: int = 32,
         residual: bool = False,
         subpixel_head: bool = False,
@@ -78,6 +79,9 @@ class ConvAutoencoder(RestoreNet):
         super().__init__(in_chans, stride=32, pad_mode=pad_mode, residual=residual, output=output)
         if len(dec_chans) != 5 or len(dec_depths) != 5:
             raise ValueError("dec_chans and dec_depths need 5 entries (strides 32, 16, 8, 4, 2)")
+        for key, val in (("latent_dim", latent_dim), ("latent_chans", latent_chans)):
+            if not isinstance(val, int) or isinstance(val, bool) or val < 1:
+                raise ConfigError(f"{key} must be a positive integer, got {val!r}")
         self.skips = skips
         self.encoder = timm.create_model(
             encoder,
@@ -157,313 +161,175 @@ class ConvAutoencoder(RestoreNet):
         return self.head(y, x)
 
 
-def _build(
-    family: str,
-    encoder_key: str,
-    *,
-    in_chans: int,
-    img_size: int,
-    latent_dim: int,
-    dec_chans: Sequence[int],
-    dec_depths: Sequence[int],
-    head_chans: int,
-    skips: bool,
-    light: bool,
-    **kw,
-) -> ConvAutoencoder:
-    return ConvAutoencoder(
-        family=family,
-        encoder=ENCODERS[encoder_key],
-        in_chans=in_chans,
-        img_size=img_size,
-        latent_dim=latent_dim,
-        dec_chans=dec_chans,
-        dec_depths=dec_depths,
-        head_chans=head_chans,
-        skips=skips,
-        light=light,
-        **kw,
-    )
+# --------------------------------------------------------------------------- the variant table
+@dataclass(frozen=True)
+class ConvVariant:
+    """One registered conv model: its ``kind``, timm encoder and decoder shape (data, not code).
+
+    ``latent_chans`` set → bottleneck AE (global latent vector, no skips); ``None`` → U-Net.
+    ``residual`` is the default of the ``residual`` kwarg; ``residual`` and ``output`` (direct or
+    composite, see :class:`RestoreNet`) are U-Net options only: a bottleneck AE must not see its
+    input again. See :class:`ConvAutoencoder` for the other fields.
+    """
+
+    kind: str
+    family: str
+    encoder: str
+    dec_chans: tuple[int, int, int, int, int]
+    dec_depths: tuple[int, int, int, int, int]
+    head_chans: int
+    light: bool = False
+    latent_chans: int | None = None
+    residual: bool = False
+    subpixel_head: bool = False
+
+    def options(self) -> dict[str, Any]:
+        """The model-specific keyword arguments of ``create_model`` and their defaults."""
+        opts: dict[str, Any] = {"head_chans": self.head_chans}
+        if self.latent_chans is not None:
+            opts.update(latent_dim=512, latent_chans=self.latent_chans)
+        else:
+            opts.update(residual=self.residual, output="direct")
+        return {**opts, "pad_mode": "zeros", "drop_path_rate": 0.0}
 
 
-# --------------------------------------------------------------------------- symmetric AEs
-@register_model(kind="symmetric")
-def ae_mobilenetv3(
-    in_chans: int = 2,
-    img_size: int = 224,
-    latent_dim: int = 512,
-    latent_chans: int = 16,
-    pad_mode: str = "zeros",
-    drop_path_rate: float = 0.0,
-) -> ConvAutoencoder:
-    """MobileNetV3-Large encoder, mirrored InvertedResidual+SE decoder, global latent vector."""
-    return _build(
-        "mobilenetv3",
-        "mobilenetv3",
-        in_chans=in_chans,
-        img_size=img_size,
-        latent_dim=latent_dim,
-        dec_chans=(160, 112, 40, 24, 16),
-        dec_depths=(1, 2, 2, 2, 1),
-        head_chans=16,
-        skips=False,
-        light=False,
-        latent_chans=latent_chans,
-        pad_mode=pad_mode,
-        drop_path_rate=drop_path_rate,
-    )
+_MNV3_L, _MNV3_S = "mobilenetv3_large_100", "mobilenetv3_small_100"
+_EFFV2, _CNX = "efficientnetv2_rw_t", "convnext_tiny"
+_MNV3_LIGHT = ((96, 48, 24, 16, 16), (1, 1, 1, 1, 0))  # one narrow block per stride
 
-
-@register_model(kind="symmetric")
-def ae_efficientnetv2(
-    in_chans: int = 2,
-    img_size: int = 224,
-    latent_dim: int = 512,
-    latent_chans: int = 32,
-    pad_mode: str = "zeros",
-    drop_path_rate: float = 0.0,
-) -> ConvAutoencoder:
-    """EfficientNetV2-RW-T encoder, mirrored MBConv+SE / fused-MBConv decoder, latent vector."""
-    return _build(
-        "efficientnetv2",
-        "efficientnetv2",
-        in_chans=in_chans,
-        img_size=img_size,
-        latent_dim=latent_dim,
-        dec_chans=(208, 128, 48, 40, 24),
-        dec_depths=(3, 4, 3, 2, 1),
-        head_chans=24,
-        skips=False,
-        light=False,
-        latent_chans=latent_chans,
-        pad_mode=pad_mode,
-        drop_path_rate=drop_path_rate,
-    )
-
-
-@register_model(kind="symmetric")
-def ae_convnext_t(
-    in_chans: int = 2,
-    img_size: int = 224,
-    latent_dim: int = 512,
-    latent_chans: int = 64,
-    pad_mode: str = "zeros",
-    drop_path_rate: float = 0.0,
-) -> ConvAutoencoder:
-    """ConvNeXt-T encoder, mirrored ConvNeXtBlock decoder (transposed-conv up), latent vector."""
-    return _build(
-        "convnext",
-        "convnext",
-        in_chans=in_chans,
-        img_size=img_size,
-        latent_dim=latent_dim,
-        dec_chans=(768, 384, 192, 96, 48),
-        dec_depths=(2, 6, 2, 2, 1),
-        head_chans=32,
-        skips=False,
-        light=False,
-        latent_chans=latent_chans,
-        pad_mode=pad_mode,
-        drop_path_rate=drop_path_rate,
-    )
-
-
-# --------------------------------------------------------------------------- asymmetric AEs
-@register_model(kind="asymmetric")
-def ae_mobilenetv3_light(
-    in_chans: int = 2,
-    img_size: int = 224,
-    latent_dim: int = 512,
-    latent_chans: int = 16,
-    pad_mode: str = "zeros",
-    drop_path_rate: float = 0.0,
-) -> ConvAutoencoder:
-    """MobileNetV3-Large encoder, light decoder (one narrow block per stride), latent vector."""
-    return _build(
-        "mobilenetv3",
-        "mobilenetv3",
-        in_chans=in_chans,
-        img_size=img_size,
-        latent_dim=latent_dim,
-        dec_chans=(96, 48, 24, 16, 16),
-        dec_depths=(1, 1, 1, 1, 0),
-        head_chans=16,
-        skips=False,
-        light=True,
-        latent_chans=latent_chans,
-        pad_mode=pad_mode,
-        drop_path_rate=drop_path_rate,
-    )
-
-
-@register_model(kind="asymmetric")
-def ae_efficientnetv2_light(
-    in_chans: int = 2,
-    img_size: int = 224,
-    latent_dim: int = 512,
-    latent_chans: int = 32,
-    pad_mode: str = "zeros",
-    drop_path_rate: float = 0.0,
-) -> ConvAutoencoder:
-    """EfficientNetV2-RW-T encoder, light decoder, latent vector."""
-    return _build(
-        "efficientnetv2",
-        "efficientnetv2",
-        in_chans=in_chans,
-        img_size=img_size,
-        latent_dim=latent_dim,
-        dec_chans=(128, 64, 32, 24, 16),
-        dec_depths=(1, 1, 1, 1, 0),
-        head_chans=16,
-        skips=False,
-        light=True,
-        latent_chans=latent_chans,
-        pad_mode=pad_mode,
-        drop_path_rate=drop_path_rate,
-    )
-
-
-@register_model(kind="asymmetric")
-def ae_convnext_t_light(
-    in_chans: int = 2,
-    img_size: int = 224,
-    latent_dim: int = 512,
-    latent_chans: int = 64,
-    pad_mode: str = "zeros",
-    drop_path_rate: float = 0.0,
-) -> ConvAutoencoder:
-    """ConvNeXt-T encoder, light ConvNeXtBlock decoder (one narrow block per stride), latent."""
-    return _build(
-        "convnext",
-        "convnext",
-        in_chans=in_chans,
-        img_size=img_size,
-        latent_dim=latent_dim,
-        dec_chans=(256, 128, 64, 32, 16),
-        dec_depths=(1, 1, 1, 1, 0),
-        head_chans=16,
-        skips=False,
-        light=True,
-        latent_chans=latent_chans,
-        pad_mode=pad_mode,
-        drop_path_rate=drop_path_rate,
-    )
-
-
-# --------------------------------------------------------------------------- U-Nets
-@register_model(kind="unet")
-def unet_mobilenetv3(
-    in_chans: int = 2,
-    img_size: int = 224,
-    latent_dim: int = 512,
-    residual: bool = False,
-    pad_mode: str = "zeros",
-    drop_path_rate: float = 0.0,
-    output: str = "direct",
-) -> ConvAutoencoder:
-    """MobileNetV3-Large encoder, mirrored decoder with skip connections at every stride."""
-    return _build(
-        "mobilenetv3",
-        "mobilenetv3",
-        in_chans=in_chans,
-        img_size=img_size,
-        latent_dim=latent_dim,
-        dec_chans=(160, 112, 40, 24, 16),
-        dec_depths=(1, 2, 2, 1, 1),
-        head_chans=16,
-        skips=True,
-        light=False,
-        residual=residual,
-        pad_mode=pad_mode,
-        drop_path_rate=drop_path_rate,
-        output=output,
-    )
-
-
-@register_model(kind="unet")
-def unet_efficientnetv2(
-    in_chans: int = 2,
-    img_size: int = 224,
-    latent_dim: int = 512,
-    residual: bool = False,
-    pad_mode: str = "zeros",
-    drop_path_rate: float = 0.0,
-    output: str = "direct",
-) -> ConvAutoencoder:
-    """EfficientNetV2-RW-T encoder, mirrored decoder with skip connections at every stride."""
-    return _build(
-        "efficientnetv2",
-        "efficientnetv2",
-        in_chans=in_chans,
-        img_size=img_size,
-        latent_dim=latent_dim,
-        dec_chans=(208, 128, 48, 40, 24),
-        dec_depths=(2, 3, 2, 1, 1),
-        head_chans=24,
-        skips=True,
-        light=False,
-        residual=residual,
-        pad_mode=pad_mode,
-        drop_path_rate=drop_path_rate,
-        output=output,
-    )
-
-
-@register_model(kind="unet")
-def unet_convnext_t(
-    in_chans: int = 2,
-    img_size: int = 224,
-    latent_dim: int = 512,
-    residual: bool = False,
-    pad_mode: str = "zeros",
-    drop_path_rate: float = 0.0,
-    output: str = "direct",
-) -> ConvAutoencoder:
-    """ConvNeXt-T encoder, ConvNeXtBlock decoder with skips (strides 16–4), input skip at 1."""
-    return _build(
-        "convnext",
-        "convnext",
-        in_chans=in_chans,
-        img_size=img_size,
-        latent_dim=latent_dim,
-        dec_chans=(768, 384, 192, 96, 48),
-        dec_depths=(1, 3, 2, 2, 1),
-        head_chans=32,
-        skips=True,
-        light=False,
-        residual=residual,
-        pad_mode=pad_mode,
-        drop_path_rate=drop_path_rate,
-        output=output,
-    )
-
-
-@register_model(kind="unet")
-def unet_mobilenetv3_small(
-    in_chans: int = 2,
-    img_size: int = 224,
-    latent_dim: int = 512,
-    residual: bool = True,
-    head_chans: int = 16,
-    pad_mode: str = "zeros",
-    drop_path_rate: float = 0.0,
-    output: str = "direct",
-) -> ConvAutoencoder:
-    """Small fast U-Net (MobileNetV3-Small encoder, light decoder, residual output); CPU default."""
-    return _build(
-        "mobilenetv3",
-        "mobilenetv3_small",
-        in_chans=in_chans,
-        img_size=img_size,
-        latent_dim=latent_dim,
-        dec_chans=(96, 48, 24, 16, 16),
-        dec_depths=(1, 1, 1, 1, 0),
-        head_chans=head_chans,
-        skips=True,
-        light=True,
-        residual=residual,
+VARIANTS: dict[str, ConvVariant] = {
+    # symmetric bottleneck AEs: the seed's sizes and cost (docs/MODELS.md)
+    "ae_mobilenetv3": ConvVariant(
+        "symmetric", "mobilenetv3", _MNV3_S, (96, 48, 24, 16, 16), (3, 2, 2, 1, 0), 8,
+        light=True, latent_chans=64, subpixel_head=True,
+    ),
+    "ae_efficientnetv2": ConvVariant(
+        "symmetric", "efficientnetv2", _EFFV2, (208, 128, 48, 40, 24), (3, 4, 3, 2, 1), 24,
+        latent_chans=32,
+    ),
+    "ae_convnext_t": ConvVariant(
+        "symmetric", "convnext", _CNX, (768, 384, 192, 96, 48), (2, 6, 2, 2, 1), 32,
+        latent_chans=64,
+    ),
+    # heavier or lighter decoders than the encoder
+    "ae_mobilenetv3_large": ConvVariant(
+        "asymmetric", "mobilenetv3", _MNV3_L, (160, 112, 40, 24, 16), (1, 2, 2, 2, 1), 16,
+        latent_chans=16,
+    ),
+    "ae_mobilenetv3_light": ConvVariant(
+        "asymmetric", "mobilenetv3", _MNV3_L, *_MNV3_LIGHT, 16, light=True, latent_chans=16
+    ),
+    "ae_efficientnetv2_light": ConvVariant(
+        "asymmetric", "efficientnetv2", _EFFV2, (128, 64, 32, 24, 16), (1, 1, 1, 1, 0), 16,
+        light=True, latent_chans=32,
+    ),
+    "ae_convnext_t_light": ConvVariant(
+        "asymmetric", "convnext", _CNX, (256, 128, 64, 32, 16), (1, 1, 1, 1, 0), 16,
+        light=True, latent_chans=64,
+    ),
+    # U-Nets
+    "unet_mobilenetv3": ConvVariant(
+        "unet", "mobilenetv3", _MNV3_L, (160, 112, 40, 24, 16), (1, 2, 2, 1, 1), 16
+    ),
+    "unet_efficientnetv2": ConvVariant(
+        "unet", "efficientnetv2", _EFFV2, (208, 128, 48, 40, 24), (2, 3, 2, 1, 1), 24
+    ),
+    "unet_convnext_t": ConvVariant(
+        "unet", "convnext", _CNX, (768, 384, 192, 96, 48), (1, 3, 2, 2, 1), 32
+    ),
+    "unet_mobilenetv3_small": ConvVariant(
+        "unet", "mobilenetv3", _MNV3_S, *_MNV3_LIGHT, 16, light=True, residual=True,
         subpixel_head=True,
-        pad_mode=pad_mode,
-        drop_path_rate=drop_path_rate,
-        output=output,
+    ),
+}  # fmt: skip
+
+
+def _create(name: str, *, in_chans: int, img_size: int, **kwargs: Any) -> ConvAutoencoder:
+    """Build table entry ``name``; ``kwargs`` override :meth:`ConvVariant.options`."""
+    v = VARIANTS[name]
+    opts = {**v.options(), **kwargs}
+    return ConvAutoencoder(
+        family=v.family,
+        encoder=v.encoder,
+        in_chans=in_chans,
+        img_size=img_size,
+        dec_chans=v.dec_chans,
+        dec_depths=v.dec_depths,
+        skips=v.latent_chans is None,
+        light=v.light,
+        subpixel_head=v.subpixel_head,
+        **opts,
     )
+
+
+def _entry(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    """Register an entry point with the kind and options of its row in :data:`VARIANTS`."""
+    v = VARIANTS[fn.__name__]
+    return register_model(kind=v.kind, options=v.options())(fn)
+
+
+# --------------------------------------------------------------------------- entry points
+@_entry
+def ae_mobilenetv3(**kwargs: Any) -> ConvAutoencoder:
+    """MobileNetV3-Small encoder, decoder of the same cost, latent vector: the seed's AE."""
+    return _create("ae_mobilenetv3", **kwargs)
+
+
+@_entry
+def ae_efficientnetv2(**kwargs: Any) -> ConvAutoencoder:
+    """EfficientNetV2-RW-T encoder, mirrored MBConv+SE / fused-MBConv decoder, latent vector."""
+    return _create("ae_efficientnetv2", **kwargs)
+
+
+@_entry
+def ae_convnext_t(**kwargs: Any) -> ConvAutoencoder:
+    """ConvNeXt-T encoder, mirrored ConvNeXtBlock decoder (transposed-conv up), latent vector."""
+    return _create("ae_convnext_t", **kwargs)
+
+
+@_entry
+def ae_mobilenetv3_large(**kwargs: Any) -> ConvAutoencoder:
+    """MobileNetV3-Large encoder, 2x heavier InvertedResidual+SE decoder, latent vector."""
+    return _create("ae_mobilenetv3_large", **kwargs)
+
+
+@_entry
+def ae_mobilenetv3_light(**kwargs: Any) -> ConvAutoencoder:
+    """MobileNetV3-Large encoder, light decoder (one narrow block per stride), latent vector."""
+    return _create("ae_mobilenetv3_light", **kwargs)
+
+
+@_entry
+def ae_efficientnetv2_light(**kwargs: Any) -> ConvAutoencoder:
+    """EfficientNetV2-RW-T encoder, light decoder, latent vector."""
+    return _create("ae_efficientnetv2_light", **kwargs)
+
+
+@_entry
+def ae_convnext_t_light(**kwargs: Any) -> ConvAutoencoder:
+    """ConvNeXt-T encoder, light ConvNeXtBlock decoder (one narrow block per stride), latent."""
+    return _create("ae_convnext_t_light", **kwargs)
+
+
+@_entry
+def unet_mobilenetv3(**kwargs: Any) -> ConvAutoencoder:
+    """MobileNetV3-Large encoder, mirrored decoder with skip connections at every stride."""
+    return _create("unet_mobilenetv3", **kwargs)
+
+
+@_entry
+def unet_efficientnetv2(**kwargs: Any) -> ConvAutoencoder:
+    """EfficientNetV2-RW-T encoder, mirrored decoder with skip connections at every stride."""
+    return _create("unet_efficientnetv2", **kwargs)
+
+
+@_entry
+def unet_convnext_t(**kwargs: Any) -> ConvAutoencoder:
+    """ConvNeXt-T encoder, ConvNeXtBlock decoder with skips (strides 16–4), input skip at 1."""
+    return _create("unet_convnext_t", **kwargs)
+
+
+@_entry
+def unet_mobilenetv3_small(**kwargs: Any) -> ConvAutoencoder:
+    """Small fast U-Net (MobileNetV3-Small encoder, light decoder, residual output); CPU default."""
+    return _create("unet_mobilenetv3_small", **kwargs)

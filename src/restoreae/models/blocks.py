@@ -38,8 +38,8 @@ def _act(family: str) -> type[nn.Module]:
 class RestoreNet(nn.Module):
     """Base class: pad-to-stride → ``forward_logits`` → (+ residual) → sigmoid → crop.
 
-    Subclasses set ``stride`` (the total down-sampling of the network), ``kind`` (one of
-    ``symmetric``, ``asymmetric``, ``unet``, ``vit``) and implement ``forward_logits(x)`` for
+    Subclasses set ``stride`` (the total down-sampling of the network) and implement
+    ``forward_logits(x)`` for
     ``x`` float ``(B, in_chans, H, W)`` with ``H, W`` multiples of ``stride``, returning logits
     ``(B, 1, H, W)``.
 
@@ -55,8 +55,6 @@ class RestoreNet(nn.Module):
     instead, for restoring at the image's own resolution and for mask supervision in training
     (``mask`` is then the probability that a pixel was damaged).
     """
-
-    kind: str = "symmetric"
 
     def __init__(
         self,

@@ -20,7 +20,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from restoreae.errors import DataError, RestoreAEError
-from restoreae.models.registry import create_model
+from restoreae.models.registry import REDEFINED, create_model, upgrade_config
 from restoreae.utils import atomic_write
 
 FORMAT = "restoreae-model-1"
@@ -77,6 +77,7 @@ def load_model(
     """
     path = Path(path)
     config, metadata = read_header(path)
+    config = upgrade_config(config)
     try:
         model = create_model(**config)
     except RestoreAEError as exc:
@@ -94,8 +95,26 @@ def load_model(
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         msg = str(exc).splitlines()[0]
-        raise DataError(f"{path}: weights do not match model {config['name']!r}: {msg}") from None
+        model = _load_redefined(config, state)
+        if model is None:
+            raise DataError(
+                f"{path}: weights do not match model {config['name']!r}: {msg}"
+            ) from None
     return model.to(device).eval(), metadata
+
+
+def _load_redefined(config: dict, state: dict[str, torch.Tensor]) -> nn.Module | None:
+    """Weights saved before ``config['name']`` was redefined: the model they fit, or None."""
+    new_name = REDEFINED.get(config["name"])
+    if new_name is None:
+        return None
+    config = upgrade_config({**config, "name": new_name})
+    try:
+        model = create_model(**config)
+        model.load_state_dict(state, strict=True)
+    except (RestoreAEError, RuntimeError, TypeError):
+        return None
+    return model
 
 
 def widen_input(model: nn.Module, in_chans: int = 2, init_std: float = 0.0) -> nn.Module:

@@ -15,6 +15,8 @@ mode no patch is masked.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from timm.layers import trunc_normal_
@@ -22,7 +24,7 @@ from timm.models.vision_transformer import Block
 from torch import nn
 
 from restoreae.models.blocks import RestoreNet
-from restoreae.models.registry import register_model
+from restoreae.models.registry import register_model, signature_options
 
 
 def _resize_pos(pos: torch.Tensor, grid: int, gh: int, gw: int) -> torch.Tensor:
@@ -37,8 +39,6 @@ def _resize_pos(pos: torch.Tensor, grid: int, gh: int, gw: int) -> torch.Tensor:
 
 class ViTMAE(RestoreNet):
     """ViT encoder + light transformer decoder with a pixel head (see module docstring)."""
-
-    kind = "vit"
 
     def __init__(
         self,
@@ -152,34 +152,7 @@ class ViTMAE(RestoreNet):
         return t.reshape(-1, 1, hp * p, wp * p)
 
 
-@register_model(kind="vit")
-def vit_mae(
-    in_chans: int = 2,
-    img_size: int = 224,
-    latent_dim: int = 512,
-    embed_dim: int = 192,
-    depth: int = 12,
-    num_heads: int = 3,
-    decoder_dim: int = 128,
-    decoder_depth: int = 4,
-    decoder_heads: int = 4,
-    mask_ratio: float = 0.0,
-    residual: bool = False,
-    pad_mode: str = "zeros",
-    drop_path_rate: float = 0.0,
-) -> ViTMAE:
+@register_model(kind="vit", options=signature_options(ViTMAE))
+def vit_mae(**kwargs: Any) -> ViTMAE:
     """ViT encoder (12 layers, width 192) + 4-layer light transformer decoder, patch 16, MAE mask."""
-    return ViTMAE(
-        in_chans=in_chans,
-        img_size=img_size,
-        embed_dim=embed_dim,
-        depth=depth,
-        num_heads=num_heads,
-        decoder_dim=decoder_dim,
-        decoder_depth=decoder_depth,
-        decoder_heads=decoder_heads,
-        mask_ratio=mask_ratio,
-        residual=residual,
-        pad_mode=pad_mode,
-        drop_path_rate=drop_path_rate,
-    )
+    return ViTMAE(**kwargs)
