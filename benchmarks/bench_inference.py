@@ -1,7 +1,7 @@
 """Single-image CPU inference latency of the torch and ONNX Runtime backends.
 
     .venv/bin/python benchmarks/bench_inference.py [--model CHECKPOINT] [--arch NAME --img-size S]
-        [--threads 1,2] [--repeats 30] [--no-write]
+        [--threads 1,2] [--repeats 30] [--write]
 
 For each backend and thread count: milliseconds per call, median of ``--repeats`` timed calls after
 warm-up, for
@@ -12,8 +12,8 @@ warm-up, for
   ``restore_many(batch_size=32)``.
 
 The model is the shipped default when present (or ``--model``); otherwise an untrained ``--arch``
-built with ``create_model`` (latency does not depend on the weights' values). The table is written
-to docs/PERFORMANCE.md, section "Inference latency" (replaced when present).
+built with ``create_model`` (latency does not depend on the weights' values). The table is printed;
+``--write`` also puts it in docs/PERFORMANCE.md, section "Inference latency" (replaced when present).
 """
 
 from __future__ import annotations
@@ -219,14 +219,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--img-size", type=int, default=128, help="size when no model exists")
     p.add_argument("--threads", default="1,2", help="comma-separated thread counts")
     p.add_argument("--repeats", type=int, default=30)
-    p.add_argument("--no-write", action="store_true", help="print only; leave PERFORMANCE.md")
+    p.add_argument("--write", action="store_true", help="also write it to PERFORMANCE.md")
     args = p.parse_args(argv)
     args.threads = [int(t) for t in str(args.threads).split(",") if t.strip()]
     args.load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     rows = run(args)
     text = markdown(rows, args)
     print(text)
-    if not args.no_write:
+    if args.write:
         write_section(text)
         print(f"wrote section {SECTION!r} of {PERF_DOC}", file=sys.stderr)
     return 0

@@ -1,10 +1,11 @@
-"""Training throughput (images/s) per model and size: one full training step as the engine runs
-it (batched damage on the device, forward, loss, backward, AdamW step).
+"""Training throughput (images/s) per model and size: the model step alone (batched damage on the
+device, forward, loss, backward, AdamW step) on ready tensors — no data loading, EMA, logging or
+validation; ``benchmarks/bench_train_loop.py`` times the whole ``restoreae train`` loop.
 
 Modes: ``eager`` (NCHW), ``channels_last``, ``compile`` (torch.compile, opt-in with --compile);
 on CUDA also ``channels_last+bf16`` autocast. Synthetic glyph-like inputs (random strokes), so no
-corpus is needed. Writes the table to docs/PERFORMANCE.md, section "Training throughput" (other
-sections are kept).
+corpus is needed. Prints the table; ``--write`` also puts it in docs/PERFORMANCE.md, section
+"Training throughput" (other sections are kept).
 
     python benchmarks/bench_train.py                       # CPU defaults, 2 threads, batch 32
     python benchmarks/bench_train.py --models unet_mobilenetv3_small --sizes 64,96,128
@@ -157,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--all", action="store_true", help="no skipping of heavy combos on CPU")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "PERFORMANCE.md")
     ap.add_argument("--table", default="main", help="block of the section this run replaces")
-    ap.add_argument("--no-write", action="store_true", help="print only")
+    ap.add_argument("--write", action="store_true", help=f"also write the table to {SECTION[3:]!r}")
     args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -208,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         where = f"CPU ({platform.machine()}), {args.threads} threads, torch {torch.__version__}"
     cmd = "python benchmarks/bench_train.py " + " ".join(argv if argv is not None else sys.argv[1:])
     lines = [
-        f"One full training step (batched damage on the device, forward, MSE, backward, AdamW) at "
+        f"The model step alone (batched damage on the device, forward, MSE, backward, AdamW) at "
         f"batch {args.batch}, 2-channel input; median of {args.steps} steps after "
         f"{args.warmup} warm-up step(s). {where}; 1-minute load average at the start: "
         f"{load:.1f} (other processes slow CPU figures down a lot: compare at low load).",
@@ -232,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         ]
     body = "\n".join(lines)
     print(body)
-    if not args.no_write:
+    if args.write:
         write_section(args.out, body, args.table)
         print(f"wrote section '{SECTION[3:]}' of {args.out}")
     return 0
