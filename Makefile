@@ -52,5 +52,8 @@ format: setup
 	$(BIN)/ruff format src tests benchmarks scripts
 	$(BIN)/ruff check --fix src tests benchmarks scripts
 
+# Prints figures only; each script's --write (where it has one) updates docs/PERFORMANCE.md.
 bench: setup
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python benchmarks/bench_damage.py
+	$(BIN)/python benchmarks/bench_train.py --models unet_mobilenetv3_small,ae_mobilenetv3 --sizes 128,224
+	$(BIN)/python benchmarks/bench_inference.py

@@ -35,6 +35,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 from torch.utils.data.distributed import DistributedSampler
 
+from restoreae.cpu import keep_freed_memory
 from restoreae.errors import ConfigError, DataError, RestoreAEError
 from restoreae.train import checkpoint as ckpt
 from restoreae.train.config import TrainConfig, config_differences, load_config
@@ -889,6 +890,9 @@ def train_command(args: argparse.Namespace) -> int:
         result = evaluate_checkpoint(cfg, resume)
         print(json.dumps(result, indent=2))
         return 0
+    # Reuse freed activation memory instead of re-faulting fresh pages every step (restoreae.cpu;
+    # docs/PERFORMANCE.md, "Where the time goes"). Set for the whole process, so only here.
+    keep_freed_memory()
     run_dir = train(cfg, resume=resume, stop_at_step=getattr(args, "stop_at_step", None))
     if os.environ.get("RANK", "0") == "0":
         print(f"run folder: {run_dir}")
