@@ -241,7 +241,7 @@ def test_run_folder_and_loss_goes_down(tiny_corpus, tmp_path):
     assert any((run / "tb").iterdir())
     losses = [loss for _, loss in _train_losses(run)]
     assert len(losses) == 16 and all(math.isfinite(v) for v in losses)
-    assert sum(losses[-3:]) / 3 < 0.7 * sum(losses[:3]) / 3
+    assert sum(losses[-3:]) / 3 < 0.8 * sum(losses[:3]) / 3
     vals = [r for r in read_log(run / "log.jsonl") if r["type"] == "val"]
     assert [r["step"] for r in vals] == [8, 16]
     model, meta = load_model(run / "weights" / "best.safetensors")

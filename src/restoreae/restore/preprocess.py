@@ -190,11 +190,11 @@ def change_mask(restored: np.ndarray, glyph: np.ndarray) -> np.ndarray:
     """Where a direct-output model changed its input: float32 (S, S) in [0, 1].
 
     ``restored`` float (S, S) in [0, 1]; ``glyph`` the model input, uint8 (S, S). Differences
-    under 0.04 count as unchanged, over 0.16 as changed; the mask is widened by a pixel and
+    under 0.02 count as unchanged, over 0.10 as changed; the mask is widened by a pixel and
     softened, so the restored strokes blend into the input's own pixels without a seam.
     """
     diff = np.abs(restored - glyph.astype(np.float32) / 255.0)
-    m = np.clip((diff - 0.04) / 0.12, 0.0, 1.0)
+    m = np.clip((diff - 0.02) / 0.08, 0.0, 1.0)
     m = cv2.dilate(m, np.ones((3, 3), np.uint8))
     return cv2.GaussianBlur(m, (5, 5), 1.0)
 
