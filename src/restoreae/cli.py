@@ -139,17 +139,77 @@ def _run_train(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- eval
 def _add_eval(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("eval", help="PSNR / SSIM / OCR readability against baselines")
+    p = sub.add_parser(
+        "eval",
+        help="PSNR / SSIM / OCR readability against baselines; --suite: the quality table",
+        description="Without --suite/--real: restore seeded damaged corpus glyphs with each "
+        "checkpoint and the baselines (leaderboard). With --suite or --real: damage labelled "
+        "images (font held-out writers, real-dev, --real sets), restore them through the "
+        "Restorer (the path of `restoreae restore`) with and without the reference and write "
+        "quality.md / quality.json / quality-images.csv.",
+    )
     p.add_argument("checkpoints", nargs="*", help="checkpoints or model names (none: baselines)")
-    p.add_argument("--data", type=Path, required=True, help="corpus folder")
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="corpus folder (required without --suite/--real; --suite default data/corpus128; "
+        "'none': no font set)",
+    )
+    p.add_argument(
+        "--suite",
+        action="store_true",
+        help="the whole quality table: font held-out writers + real-dev, seed and real damage",
+    )
+    p.add_argument(
+        "--real",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="PATH",
+        help="labelled real images: labels CSV (path,char[,alt,set,polarity]) or folder "
+        "root/<char>/<writer>.png (repeatable)",
+    )
+    p.add_argument(
+        "--real-dev",
+        type=Path,
+        default=None,
+        help="--suite: real-dev folder (default ../shared/real-dev next to the repo; 'none': skip)",
+    )
+    p.add_argument("--model", default=None, help="--suite/--real: model (default: shipped)")
+    p.add_argument("--backend", choices=("torch", "onnx"), default="torch", help="--suite/--real")
+    p.add_argument(
+        "--per-op-ops",
+        default="seed",
+        help="--suite/--real: ops of the one-op-at-a-time table: seed, real, all or a "
+        "comma-separated list (default seed)",
+    )
+    p.add_argument(
+        "--per-op-ocr",
+        action="store_true",
+        help="--suite/--real: also read the one-op sets with OCR (doubles the run time)",
+    )
     p.add_argument(
         "--split", default="heldout-writers", choices=("heldout-writers", "heldout-chars", "val")
     )
     p.add_argument(
-        "--damage", default=None, help="damage YAML config or preset (seed, real); default: seed"
+        "--damage",
+        default=None,
+        help="damage YAML config or preset (seed, real); default: seed; --suite/--real: a "
+        "comma-separated list (--suite default seed,real)",
     )
-    p.add_argument("--out", type=Path, default=Path("eval-report"))
-    p.add_argument("--num", type=int, default=500, help="number of glyphs evaluated")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output folder (default eval-report; --suite: quality-report)",
+    )
+    p.add_argument(
+        "--num",
+        type=int,
+        default=None,
+        help="number of glyphs evaluated (default 500); --suite/--real: per set (default 100)",
+    )
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
@@ -167,8 +227,16 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_eval(args: argparse.Namespace) -> int:
+    if args.suite or args.real:
+        from restoreae.evaluate.quality import quality_command
+
+        return quality_command(args)
     from restoreae.evaluate.runner import eval_command
 
+    if args.data is None:
+        raise RestoreAEError("eval: --data CORPUS is required (or use --suite / --real)")
+    args.num = 500 if args.num is None else args.num
+    args.out = Path("eval-report") if args.out is None else args.out
     return eval_command(args)
 
 
