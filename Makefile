@@ -19,7 +19,7 @@ FONT_PACKAGES := fonts-arphic-ukai fonts-arphic-uming fonts-arphic-gkai00mp font
 	fonts-cwtex-heib fonts-cwtex-ming fonts-cwtex-yen fonts-cwtex-fs fonts-mplus fonts-konatu \
 	fontconfig
 
-.PHONY: setup fonts demo test lint format bench
+.PHONY: setup fonts demo test lint format bench quality
 
 setup: fonts $(STAMP)
 
@@ -57,3 +57,9 @@ bench: setup
 	$(BIN)/python benchmarks/bench_damage.py
 	$(BIN)/python benchmarks/bench_train.py --models unet_mobilenetv3_small,ae_mobilenetv3 --sizes 128,224
 	$(BIN)/python benchmarks/bench_inference.py
+
+# The quality table (docs/RESULTS.md): font held-out writers (data/corpus128) + ../shared/real-dev,
+# seed and real damage, with / without reference, undamaged inputs, per damage op.
+QUALITY_ARGS ?=
+quality: setup
+	$(BIN)/restoreae eval --suite --out reports/quality $(QUALITY_ARGS)
