@@ -12,13 +12,6 @@ from restoreae.errors import ConfigError
 from restoreae.models.io import count_params, gflops
 from restoreae.models.registry import create_model, get_model_spec, list_models
 
-# What the seed (RestoreAE-Zi README) states, for comparison in docs/MODELS.md.
-SEED_PARAMS = {
-    "ae_mobilenetv3": "~4.5 M",
-    "ae_convnext_t": "~51 M",
-    "ae_efficientnetv2": "not stated",
-}
-
 
 def summarize(size: int = 224, in_chans: int = 2, names: list[str] | None = None) -> list[dict]:
     """Rows ``{"name", "kind", "params_m", "gflops", "description"}`` for the given models.
