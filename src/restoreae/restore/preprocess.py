@@ -146,9 +146,14 @@ def prepare(grey: np.ndarray, size: int, polarity: Polarity = "auto") -> Prepare
     sy0 = (y0 + y1 - side) // 2
     if side >= FULL_FRAME * max(h, w):
         # The glyph (with its margin) fills the picture, as in a cropped character image: take the
-        # whole picture, padded to a square, rather than shrinking it further around its ink.
-        side = max(h, w)
-        sx0, sy0 = (w - side) // 2, (h - side) // 2
+        # whole picture, padded to a square, rather than cutting it around its ink — and still
+        # with the margin around the ink, padded with background, so the glyph has the size the
+        # models were trained on (a glyph touching the frame reads to them as damage).
+        cx, cy = w / 2.0, h / 2.0
+        pad = MARGIN * max(bw, bh)
+        half = max(x1 - cx, cx - x0, y1 - cy, cy - y0) + pad
+        side = max(h, w, int(np.ceil(2.0 * half)))
+        sx0, sy0 = int(np.floor(cx - side / 2.0)), int(np.floor(cy - side / 2.0))
     square = np.zeros((side, side), np.uint8)
     ix0, iy0 = max(sx0, 0), max(sy0, 0)
     ix1, iy1 = min(sx0 + side, w), min(sy0 + side, h)
@@ -187,15 +192,23 @@ def _resize(a: np.ndarray, side: int) -> np.ndarray:
 
 
 def change_mask(restored: np.ndarray, glyph: np.ndarray) -> np.ndarray:
-    """Where a direct-output model changed its input: float32 (S, S) in [0, 1].
+    """Where a direct-output model restored its input: float32 (S, S) in [0, 1].
 
-    ``restored`` float (S, S) in [0, 1]; ``glyph`` the model input, uint8 (S, S). Differences
-    under 0.02 count as unchanged, over 0.10 as changed; the mask is widened by a pixel and
-    softened, so the restored strokes blend into the input's own pixels without a seam.
+    ``restored`` float (S, S) in [0, 1]; ``glyph`` the model input, uint8 (S, S). Two kinds of
+    change count: areas (at least 3×3 pixels) changed by more than 0.04 — a grey patch, a blob or
+    a stain removed, a lost stroke drawn — and any pixel the model turned from ink to paper or
+    back (crossing 0.5 by more than 0.15 on both sides together: a thin stroke, a crack, an
+    eroded edge). Thin slivers along the outlines where the model merely draws an intact edge
+    softer than the writer's do not count: the writer's own edge is kept. The mask is widened by
+    a pixel and softened so that restored parts blend in without a seam.
     """
-    diff = np.abs(restored - glyph.astype(np.float32) / 255.0)
-    m = np.clip((diff - 0.02) / 0.08, 0.0, 1.0)
-    m = cv2.dilate(m, np.ones((3, 3), np.uint8))
+    x = glyph.astype(np.float32) / 255.0
+    diff = np.abs(restored - x)
+    k3 = np.ones((3, 3), np.uint8)
+    areas = cv2.morphologyEx((diff > 0.04).astype(np.uint8), cv2.MORPH_OPEN, k3)
+    flipped = ((x - 0.5) * (restored - 0.5) < 0) & (diff > 0.15)
+    m = np.maximum(areas, flipped.astype(np.uint8))
+    m = cv2.dilate(m, k3).astype(np.float32)
     return cv2.GaussianBlur(m, (5, 5), 1.0)
 
 
