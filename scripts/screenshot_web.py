@@ -47,7 +47,7 @@ def render_samples(
     if path is None:
         raise SystemExit("no sample font found; pass --font FILE")
     face = load_face(path)
-    pipeline = DamagePipeline(DamageConfig.load(damage))
+    pipeline = DamagePipeline(DamageConfig.resolve(damage))
     rng = np.random.default_rng(seed)
     out = []
     for i, char in enumerate(chars):

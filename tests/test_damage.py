@@ -15,7 +15,6 @@ from restoreae.damage import (
     PRESETS,
     DamageConfig,
     DamagePipeline,
-    damage_batch,
     get_damage_op,
     list_damage_ops,
 )
@@ -125,11 +124,29 @@ def test_config_defaults_and_presets() -> None:
     assert cfg.ops == ["erode_dilate", "rectangles", "blur", "blob_noise"] and cfg.k == 3
     real = DamageConfig.preset("real")
     assert set(real.ops) == set(ALL_OPS) and real.k_range == (2, 4)
-    assert DamageConfig.load(None).to_dict() == cfg.to_dict()
-    assert DamageConfig.load("seed").to_dict() == DamageConfig.preset("seed").to_dict()
+    assert DamageConfig.resolve(None).to_dict() == cfg.to_dict()
+    assert DamageConfig.resolve("seed").to_dict() == DamageConfig.preset("seed").to_dict()
     over = DamageConfig.from_dict({"ops": ["blur"], "k": 1, "params": {"blur": {"kernel": [5, 7]}}})
     assert over.op_params("blur") == {"kernel": (5, 7)}
     assert DamageConfig.from_dict(over.to_dict()).to_dict() == over.to_dict()
+
+
+def test_resolve_precedence_is_one_rule(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    over = {"ops": ["blur"], "k": 1}
+    assert DamageConfig.resolve(over).ops == ["blur"]
+    cfg = DamageConfig.from_dict(over)
+    assert DamageConfig.resolve(cfg) is cfg
+    path = tmp_path / "blur.yaml"
+    path.write_text(yaml.safe_dump(over), encoding="utf-8")
+    assert DamageConfig.resolve(path).ops == DamageConfig.resolve(str(path)).ops == ["blur"]
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "real").write_text(yaml.safe_dump(over), encoding="utf-8")
+    for spec in ("real", Path("real")):  # a preset name wins over a file of that name
+        assert DamageConfig.resolve(spec).to_dict() == DamageConfig.preset("real").to_dict()
+    with pytest.raises(ConfigError, match=r"--damage: 'nope\.yaml' is neither a damage preset"):
+        DamageConfig.resolve("nope.yaml", where="--damage")
+    with pytest.raises(ConfigError, match="expected a preset name"):
+        DamageConfig.resolve(3)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
@@ -191,18 +208,14 @@ def test_pipeline_applies_exactly_k_distinct_ops(glyphs128: np.ndarray) -> None:
     assert counts == {2, 3, 4}
 
 
-def test_damage_batch_is_reproducible_and_per_index(glyphs128: np.ndarray) -> None:
-    cfg = DamageConfig.preset("real")
-    a, names_a = damage_batch(glyphs128, cfg, seed=3)
-    b, names_b = damage_batch(glyphs128, cfg, seed=3)
-    assert a.shape == glyphs128.shape and a.dtype == np.uint8
+def test_pipeline_is_reproducible_per_seed(glyphs128: np.ndarray) -> None:
+    pipeline = DamagePipeline(DamageConfig.preset("real"))
+    a, names_a = pipeline(glyphs128[0], np.random.default_rng(3))
+    b, names_b = pipeline(glyphs128[0], np.random.default_rng(3))
+    assert a.shape == glyphs128[0].shape and a.dtype == np.uint8
     assert np.array_equal(a, b) and names_a == names_b
-    c, _ = damage_batch(glyphs128, cfg, seed=4)
-    assert not np.array_equal(a, c)
-    head, _ = damage_batch(glyphs128[:3], cfg, seed=3)  # image i's damage depends on (seed, i)
-    assert np.array_equal(head, a[:3])
-    with pytest.raises(ValueError, match="uint8"):
-        damage_batch(glyphs128.astype(np.float32), cfg)
+    others = [pipeline(glyphs128[0], np.random.default_rng(s))[0] for s in range(4, 8)]
+    assert any(not np.array_equal(a, c) for c in others)
 
 
 # ---------------------------------------------------------------------------------- torch ops

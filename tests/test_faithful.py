@@ -137,7 +137,7 @@ def test_make_batch_clean_fraction_and_style():
     x, target = engine.make_batch(
         clean_u8,
         clean_u8,
-        damage=TorchDamage(DamageConfig.load("seed")),
+        damage=TorchDamage(DamageConfig.resolve("seed")),
         generator=torch.Generator().manual_seed(0),
         device=torch.device("cpu"),
         img_size=32,

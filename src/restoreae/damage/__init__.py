@@ -13,7 +13,6 @@ from restoreae.damage.pipeline import (
     SEED_OPS,
     DamageConfig,
     DamagePipeline,
-    damage_batch,
 )
 from restoreae.damage.registry import (
     DAMAGE_OPS,
@@ -33,7 +32,6 @@ __all__ = [
     "DamageOp",
     "DamagePipeline",
     "TorchDamage",
-    "damage_batch",
     "get_damage_op",
     "list_damage_ops",
     "register_damage",

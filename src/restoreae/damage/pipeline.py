@@ -177,13 +177,36 @@ class DamageConfig:
         return cls.from_dict(PRESETS[name], where=f"preset {name}")
 
     @classmethod
-    def load(cls, name_or_path: str | os.PathLike | None) -> DamageConfig:
-        """A preset name (``seed``, ``real``), a YAML path, or None for the seed default."""
-        if name_or_path is None:
+    def resolve(
+        cls,
+        spec: DamageConfig | Mapping[str, Any] | str | os.PathLike | None,
+        where: str = "damage",
+    ) -> DamageConfig:
+        """The one damage-config resolver (CLI ``--damage``/``--config``, ``data.damage``).
+
+        Precedence: ``None`` → the seed default (its 3 of 4 ops); a :class:`DamageConfig` → itself;
+        a mapping → :meth:`from_dict`; a string or path whose text is a preset name (``seed``,
+        ``real``) → that preset, even if a file of that name exists; any other string or path → a
+        YAML file, which must exist. Errors are ``ConfigError`` and start with ``where``.
+        """
+        if spec is None:
             return cls()
-        if isinstance(name_or_path, str) and name_or_path in PRESETS:
-            return cls.preset(name_or_path)
-        return cls.from_yaml(name_or_path)
+        if isinstance(spec, DamageConfig):
+            return spec
+        if isinstance(spec, Mapping):
+            return cls.from_dict(spec, where=where)
+        if not isinstance(spec, str | os.PathLike):
+            raise ConfigError(
+                f"{where}: expected a preset name, a YAML path or a mapping, got {spec!r}"
+            )
+        if str(spec) in PRESETS:
+            return cls.preset(str(spec))
+        if not Path(spec).is_file():
+            raise ConfigError(
+                f"{where}: '{spec}' is neither a damage preset ({', '.join(PRESETS)}) "
+                "nor an existing YAML file"
+            )
+        return cls.from_yaml(spec)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-YAML form (lists instead of tuples); ``from_dict(to_dict())`` round-trips."""
@@ -228,23 +251,3 @@ class DamagePipeline:
     def apply_op(self, name: str, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Apply the single op ``name`` with this config's parameters."""
         return get_damage_op(name).fn(img, rng, **self.config.op_params(name))
-
-
-def damage_batch(
-    imgs: np.ndarray, config: DamageConfig | None = None, seed: int = 0
-) -> tuple[np.ndarray, list[list[str]]]:
-    """Damage a batch ``uint8 (N, H, W)`` -> ``(uint8 (N, H, W), applied op names per image)``.
-
-    Image ``i`` uses ``numpy.random.default_rng([seed, i])``, so its damage depends only on the
-    seed and its index, not on the rest of the batch.
-    """
-    imgs = np.asarray(imgs)
-    if imgs.dtype != np.uint8 or imgs.ndim != 3:
-        raise ValueError(f"expected uint8 (N, H, W) images, got {imgs.dtype} {imgs.shape}")
-    pipeline = DamagePipeline(config)
-    out = np.empty_like(imgs)
-    applied: list[list[str]] = []
-    for i, img in enumerate(imgs):
-        out[i], names = pipeline(img, np.random.default_rng([seed, i]))
-        applied.append(names)
-    return out, applied

@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from restoreae.damage.pipeline import PRESETS, DamageConfig, DamagePipeline
+from restoreae.damage.pipeline import DamageConfig, DamagePipeline
 from restoreae.damage.registry import list_damage_ops
 from restoreae.damage.style import STYLE_OPS, StyleConfig, StyleTransform
 from restoreae.errors import ConfigError, DataError
@@ -167,21 +167,13 @@ def _glyphs_from_fonts(rows: int, size: int) -> list[np.ndarray]:
     return out
 
 
-def _load_config(value: Path | None) -> DamageConfig:
-    if value is None:
-        return DamageConfig()
-    if not value.exists() and str(value) in PRESETS:
-        return DamageConfig.preset(str(value))
-    return DamageConfig.from_yaml(value)
-
-
 def preview_damage_command(args: argparse.Namespace) -> int:
     """Write the preview grid PNG to ``args.out`` (atomically); print its path and size."""
     if args.rows < 1:
         raise ConfigError(f"--rows must be >= 1, got {args.rows}")
     if not 16 <= args.size <= 1024:
         raise ConfigError(f"--size must be between 16 and 1024, got {args.size}")
-    config = _load_config(args.config)
+    config = DamageConfig.resolve(args.config, where="--config")
     ops = None
     if args.ops:
         ops = _check_ops([name.strip() for name in args.ops.split(",") if name.strip()])

@@ -60,20 +60,18 @@ def _keyword_defaults(fn: Callable[..., Any]) -> dict[str, Any]:
     return defaults
 
 
-def register_damage(
-    name: str, *, torch_fn: Callable[..., Any] | None = None
-) -> Callable[[NumpyDamageFn], NumpyDamageFn]:
+def register_damage(name: str) -> Callable[[NumpyDamageFn], NumpyDamageFn]:
     """Decorator registering a numpy damage op under ``name``.
 
-    The op's parameters are its keyword-only arguments with their defaults. ``torch_fn`` (optional)
-    is the batched torch version; it can also be attached later with :func:`register_torch_damage`.
+    The op's parameters are its keyword-only arguments with their defaults. The batched torch
+    version is attached with :func:`register_torch_damage` (in :mod:`restoreae.damage.torch_ops`).
     """
 
     def deco(fn: NumpyDamageFn) -> NumpyDamageFn:
         if name in DAMAGE_OPS:
             raise ValueError(f"damage op {name!r} is already registered")
         doc = (inspect.getdoc(fn) or "").split("\n\n")[0].replace("\n", " ")
-        DAMAGE_OPS[name] = DamageOp(name, fn, _keyword_defaults(fn), torch_fn, doc)
+        DAMAGE_OPS[name] = DamageOp(name, fn, _keyword_defaults(fn), None, doc)
         return fn
 
     return deco

@@ -97,21 +97,6 @@ def sample_pairs(corpus: Any, split: str, num: int, seed: int) -> tuple[np.ndarr
     return writers[order], chars[order]
 
 
-def _load_damage_config(spec: str | Path | None) -> Any:
-    """``--damage``: None → the seed's pool (k=3); a preset name (``seed``, ``real``); a YAML file."""
-    from restoreae.damage.pipeline import PRESETS, DamageConfig
-
-    if spec is None:
-        return DamageConfig()
-    if str(spec) in PRESETS and not Path(spec).is_file():
-        return DamageConfig.preset(str(spec))
-    if not Path(spec).is_file():
-        raise RestoreAEError(
-            f"--damage: {spec} is neither a YAML file nor a preset ({', '.join(PRESETS)})"
-        )
-    return DamageConfig.from_yaml(spec)
-
-
 def _single_op_config(config: Any, op: str) -> Any:
     from restoreae.damage.pipeline import DamageConfig
 
@@ -581,7 +566,9 @@ def eval_command(args: argparse.Namespace) -> int:
         raise DataError(f"--data: corpus folder not found: {args.data}")
     corpus = Corpus.open(args.data)
     device = resolve_device(args.device)
-    config = _load_damage_config(args.damage)
+    from restoreae.damage.pipeline import DamageConfig
+
+    config = DamageConfig.resolve(args.damage, where="--damage")
     candidates: list[Candidate] = [] if args.no_baselines else _baselines()
     for spec in args.checkpoints:
         candidates.append(

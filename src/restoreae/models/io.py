@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -249,13 +248,3 @@ def gflops(model: nn.Module, img_size: int = 224, in_chans: int | None = None) -
     finally:
         model.train(was_training)
     return counter.get_total_flops() / 1e9
-
-
-def model_info(model: nn.Module) -> dict[str, Any]:
-    """``{"name", "kind", "params"}`` of a model built by ``create_model``."""
-    cfg = getattr(model, "config", {}) or {}
-    return {
-        "name": cfg.get("name"),
-        "kind": getattr(model, "kind", None),
-        "params": count_params(model),
-    }

@@ -8,9 +8,11 @@ tokens (MAE) → decoder positional embedding → decoder blocks → per-patch p
 
 MAE pre-training: set ``model.mask_ratio`` (kwarg or attribute) > 0; in train mode a random
 ``mask_ratio`` fraction of patches is dropped before the encoder (drawn with
-``model.mask_generator``, a ``torch.Generator`` or None) and ``model.last_mask`` (B, N) float,
-1 = masked, row-major over the padded patch grid) is kept for a loss on masked patches only. In eval
-mode no patch is masked.
+``model.mask_generator``, a ``torch.Generator`` or None). The masked patches are rebuilt from mask
+tokens and the training loss covers every pixel (restoration wants the whole glyph back, not only
+MAE's masked patches); ``model.last_mask`` ((B, N) float, 1 = masked, row-major over the padded
+patch grid; None when nothing was masked) records the last draw for inspection. In eval mode no
+patch is masked.
 """
 
 from __future__ import annotations

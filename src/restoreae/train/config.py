@@ -295,21 +295,10 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
 
 # --------------------------------------------------------------------------- validation
 def _check_damage(spec: str | dict | None, where: str) -> None:
-    """``data.damage``: a preset name (seed, real), a YAML file or an inline mapping."""
-    from restoreae.damage.pipeline import PRESETS, DamageConfig
+    """``data.damage``: resolved by :meth:`DamageConfig.resolve` (preset, YAML file, mapping)."""
+    from restoreae.damage.pipeline import DamageConfig
 
-    if isinstance(spec, str) and spec not in PRESETS and not Path(spec).is_file():
-        raise ConfigError(
-            f"data.damage: '{spec}' is neither a damage preset ({', '.join(PRESETS)}) "
-            f"nor an existing YAML file (in {where})"
-        )
-    try:
-        if isinstance(spec, dict):
-            DamageConfig.from_dict(spec, where="data.damage")
-        else:
-            DamageConfig.load(spec)
-    except ConfigError as exc:
-        raise ConfigError(f"data.damage (in {where}): {exc}") from None
+    DamageConfig.resolve(spec, where=f"data.damage (in {where})")
 
 
 def _validate(cfg: TrainConfig, check_paths: bool) -> None:

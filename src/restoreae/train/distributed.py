@@ -93,15 +93,6 @@ def all_reduce_sum(tensor: torch.Tensor, info: DistInfo) -> torch.Tensor:
     return tensor
 
 
-def broadcast_flag(flag: bool, info: DistInfo) -> bool:
-    """Rank 0's boolean, on every rank."""
-    if not (info.enabled and dist.is_initialized()):
-        return flag
-    t = torch.tensor([1 if flag else 0], device=info.device)
-    dist.broadcast(t, src=0)
-    return bool(t.item())
-
-
 def cleanup(info: DistInfo) -> None:
     """Leave the process group (no-op in a single process)."""
     if info.enabled and dist.is_initialized():

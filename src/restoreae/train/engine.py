@@ -190,19 +190,13 @@ def load_style(cfg: TrainConfig) -> Any:
 
 
 def load_damage(cfg: TrainConfig) -> Any:
-    """The batched torch damage for ``data.damage`` (preset name, YAML path, dict or None)."""
+    """The batched torch damage for ``data.damage`` (see :meth:`DamageConfig.resolve`)."""
     from restoreae.damage.pipeline import DamageConfig
     from restoreae.damage.torch_ops import TorchDamage
 
-    spec = cfg.data.damage
-    try:
-        if isinstance(spec, dict):
-            dcfg = DamageConfig.from_dict(spec, where="data.damage")
-        else:
-            dcfg = DamageConfig.load(spec)
-    except ConfigError as exc:
-        raise ConfigError(f"data.damage (in {cfg.source}): {exc}") from None
-    return TorchDamage(dcfg)
+    return TorchDamage(
+        DamageConfig.resolve(cfg.data.damage, where=f"data.damage (in {cfg.source})")
+    )
 
 
 @dataclass
