@@ -84,6 +84,20 @@ def test_ssim_matches_direct_2d_computation() -> None:
     assert ssim(x, y) == pytest.approx(float(np.mean(vals)), abs=1e-12)
 
 
+def test_training_ssim_loss_is_the_metric_ssim() -> None:
+    """One SSIM: the training loss's map is the evaluation metric's (float32 vs float64)."""
+    import torch
+
+    from restoreae.train.losses import ssim_loss
+
+    rng = np.random.default_rng(2)
+    x = rng.random((3, 24, 20))
+    y = np.clip(x + rng.normal(0, 0.2, x.shape), 0, 1)
+    metric = float(np.mean(ssim(x, y)))
+    loss = ssim_loss(torch.from_numpy(x[:, None]).float(), torch.from_numpy(y[:, None]).float())
+    assert 1.0 - float(loss) == pytest.approx(metric, abs=1e-5)
+
+
 @pytest.mark.parametrize("fn", [psnr, ssim, mae])
 def test_metric_errors(fn) -> None:
     a = np.zeros((16, 16), np.uint8)

@@ -28,10 +28,7 @@ import numpy as np
 
 __all__ = ["psnr", "ssim", "mae", "gaussian_window", "SSIM_WINDOW", "SSIM_SIGMA"]
 
-SSIM_WINDOW = 11
-SSIM_SIGMA = 1.5
-SSIM_K1 = 0.01
-SSIM_K2 = 0.03
+from restoreae.ssim import SSIM_SIGMA, SSIM_WINDOW
 
 
 def _prepare(
@@ -95,49 +92,30 @@ def psnr(a: np.ndarray, b: np.ndarray, data_range: float | None = None) -> float
 
 def gaussian_window(size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA) -> np.ndarray:
     """The normalised 1-D Gaussian (float64, sums to 1); SSIM's 2-D window is its outer product."""
-    r = np.arange(size, dtype=np.float64) - (size - 1) / 2.0
-    g = np.exp(-(r * r) / (2.0 * sigma * sigma))
-    return g / g.sum()
+    import torch
 
+    from restoreae.ssim import gaussian_1d
 
-def _filter_valid(x: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Separable 'valid' correlation of a ``(N, H, W)`` stack with the 1-D window ``w`` on both axes."""
-    k = len(w)
-    h_out = x.shape[1] - k + 1
-    w_out = x.shape[2] - k + 1
-    rows = w[0] * x[:, 0:h_out, :]
-    for i in range(1, k):
-        rows = rows + w[i] * x[:, i : i + h_out, :]
-    out = w[0] * rows[:, :, 0:w_out]
-    for i in range(1, k):
-        out = out + w[i] * rows[:, :, i : i + w_out]
-    return out
+    return gaussian_1d(size, sigma, torch.zeros((), dtype=torch.float64)).numpy()
 
 
 def ssim(a: np.ndarray, b: np.ndarray, data_range: float | None = None) -> float | np.ndarray:
     """Structural similarity per image (Gaussian 11×11, σ=1.5, K1=0.01, K2=0.03, valid region).
 
     ``a``, ``b``: ``(H, W)`` or ``(N, H, W)`` with ``H, W >= 11``; ``data_range`` defaults to 255
-    (uint8) or 1 (float). Vectorised over the batch. Identical images give exactly 1.0 up to
-    rounding.
+    (uint8) or 1 (float). The map is :func:`restoreae.ssim.ssim_map` (the training loss's SSIM)
+    in float64. Identical images give exactly 1.0 up to rounding.
     """
+    import torch
+
+    from restoreae.ssim import ssim_map
+
     x, y, rng, single = _prepare(a, b, data_range)
     if x.shape[1] < SSIM_WINDOW or x.shape[2] < SSIM_WINDOW:
         raise ValueError(
             f"images of shape {x.shape[1:]} are smaller than the {SSIM_WINDOW}x{SSIM_WINDOW} "
             "SSIM window"
         )
-    c1 = (SSIM_K1 * rng) ** 2
-    c2 = (SSIM_K2 * rng) ** 2
-    w = gaussian_window()
-    mu_x = _filter_valid(x, w)
-    mu_y = _filter_valid(y, w)
-    mu_xx = mu_x * mu_x
-    mu_yy = mu_y * mu_y
-    mu_xy = mu_x * mu_y
-    var_x = _filter_valid(x * x, w) - mu_xx
-    var_y = _filter_valid(y * y, w) - mu_yy
-    cov = _filter_valid(x * y, w) - mu_xy
-    num = (2.0 * mu_xy + c1) * (2.0 * cov + c2)
-    den = (mu_xx + mu_yy + c1) * (var_x + var_y + c2)
-    return _out((num / den).mean(axis=(1, 2)), single)
+    with torch.no_grad():
+        values = ssim_map(torch.from_numpy(x[:, None]), torch.from_numpy(y[:, None]), rng)
+    return _out(values.mean(dim=(1, 2, 3)).numpy(), single)

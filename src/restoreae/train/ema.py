@@ -1,4 +1,8 @@
-"""Exponential moving average of a model's weights (its copy is what best/last export)."""
+"""Exponential moving average of a model's weights (its copy is what best/last export).
+
+Not timm's ``ModelEmaV3``: its decay warm-up (``1 - (1 + n / gamma) ** -power``) differs from
+ours (``(1 + n) / (10 + n)``), which the shipped recipe and the exact-resume tests rely on.
+"""
 
 from __future__ import annotations
 

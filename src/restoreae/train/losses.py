@@ -14,6 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from restoreae.ssim import SSIM_WINDOW
+from restoreae.ssim import ssim_map as shared_ssim_map
+
 
 def mse_loss(pred: Tensor, target: Tensor) -> Tensor:
     return F.mse_loss(pred, target)
@@ -23,28 +26,13 @@ def l1_loss(pred: Tensor, target: Tensor) -> Tensor:
     return F.l1_loss(pred, target)
 
 
-def _gaussian_window(size: int, sigma: float, channels: int, like: Tensor) -> Tensor:
-    coords = torch.arange(size, dtype=torch.float32, device=like.device) - (size - 1) / 2
-    g = torch.exp(-(coords**2) / (2 * sigma**2))
-    g = g / g.sum()
-    w = torch.outer(g, g)
-    return w.expand(channels, 1, size, size).contiguous()
+def ssim_map(pred: Tensor, target: Tensor, window: int = SSIM_WINDOW) -> Tensor:
+    """Per-pixel SSIM of float images in [0, 1] ``(B, C, H, W)`` (valid region only).
 
-
-def ssim_map(pred: Tensor, target: Tensor, window: int = 11, sigma: float = 1.5) -> Tensor:
-    """Per-pixel SSIM of float images in [0, 1] ``(B, C, H, W)`` (valid region only)."""
-    c = pred.shape[1]
-    size = min(window, pred.shape[-1], pred.shape[-2])
-    w = _gaussian_window(size, sigma, c, pred)
-    c1, c2 = 0.01**2, 0.03**2
-    mu_x = F.conv2d(pred, w, groups=c)
-    mu_y = F.conv2d(target, w, groups=c)
-    sxx = F.conv2d(pred * pred, w, groups=c) - mu_x**2
-    syy = F.conv2d(target * target, w, groups=c) - mu_y**2
-    sxy = F.conv2d(pred * target, w, groups=c) - mu_x * mu_y
-    num = (2 * mu_x * mu_y + c1) * (2 * sxy + c2)
-    den = (mu_x**2 + mu_y**2 + c1) * (sxx + syy + c2)
-    return num / den
+    :func:`restoreae.ssim.ssim_map` (the evaluation metric's SSIM) with the window shrunk to the
+    image when the image is smaller than ``window``.
+    """
+    return shared_ssim_map(pred, target, 1.0, min(window, pred.shape[-1], pred.shape[-2]))
 
 
 def ssim_loss(pred: Tensor, target: Tensor) -> Tensor:

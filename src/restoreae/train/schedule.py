@@ -1,7 +1,8 @@
 """Per-optimizer-step schedules: cosine learning rate with linear warm-up, cosine weight decay.
 
 Schedules are pure functions of the step, so a resumed run sets exactly the values an
-uninterrupted run would have used.
+uninterrupted run would have used. Not timm's ``CosineLRScheduler``: it has no weight-decay
+schedule and warms up from ``warmup_lr_init`` with another formula, so recipes would change.
 """
 
 from __future__ import annotations
