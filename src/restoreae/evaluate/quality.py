@@ -175,12 +175,11 @@ def make_conditions(damage: Sequence[str], per_op: Sequence[str]) -> list[Condit
     per name in ``per_op`` (op parameters from the first config that sets them)."""
     from restoreae.damage.pipeline import DamageConfig
     from restoreae.damage.registry import list_damage_ops
-    from restoreae.evaluate.runner import _load_damage_config
 
     conds = [Condition(NONE, None, "main", {"ops": [], "k": 0})]
     configs = []
     for spec in damage:
-        cfg = _load_damage_config(spec)
+        cfg = DamageConfig.resolve(spec, where="--damage")
         name = _config_name(spec)
         if any(c.name == name for c in conds):
             raise RestoreAEError(f"--damage: {spec!r} is given twice")
