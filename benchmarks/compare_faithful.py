@@ -49,7 +49,7 @@ def _real_set(root: Path, prefix: str, num: int, seed: int) -> tuple[list[np.nda
 
 def _damage(images: list[np.ndarray], polarity_dark: list[bool], seed: int) -> list[np.ndarray]:
     """The seed's damage on white-on-black glyphs; dark-on-light images are inverted around it."""
-    pipe = DamagePipeline(DamageConfig.load("seed"))
+    pipe = DamagePipeline(DamageConfig.resolve("seed"))
     out = []
     for i, (img, dark) in enumerate(zip(images, polarity_dark, strict=True)):
         g = 255 - img if dark else img
