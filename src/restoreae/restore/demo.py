@@ -36,7 +36,7 @@ _SAMPLE_SPECS: tuple[tuple[str, tuple[str, ...], str, tuple[int, int], str], ...
     ("风", ("arphic-ukai-cn", "arphic-kaitim-gb"), "paper", (160, 160), ".png"),
     ("山", ("hanamina", "noto-serif-cjk-sc"), "rubbing", (140, 168), ".png"),
     ("德", ("noto-serif-cjk-sc-bold", "noto-serif-cjk-sc"), "paper", (192, 176), ".png"),
-    ("寿", ("wenquanyi-zen-hei", "droid-sans-fallback"), "paper", (170, 150), ".jpg"),
+    ("寿", ("wenquanyi-zen-hei", "droid-sans-fallback"), "photo", (170, 150), ".jpg"),
     ("书", ("smiley-sans-oblique", "lxgw-wenkai-light"), "rubbing", (184, 200), ".png"),
 )
 
@@ -48,6 +48,21 @@ def _encode(img: np.ndarray, suffix: str) -> bytes:
     else:
         Image.fromarray(img).save(buf, format="PNG", optimize=True)
     return buf.getvalue()
+
+
+def _photo(canvas: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """float (H, W, 3) 0–255: ``canvas`` (ink share 0–1) in warm dark ink on cream paper with a
+    fibre texture, lit from one side with a soft falloff."""
+    import cv2
+
+    h, w = canvas.shape
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    cx, cy = rng.uniform(-0.3, 0.3) * w, rng.uniform(-0.3, 0.3) * h
+    light = 1.0 - 0.35 * np.hypot(xx - cx, yy - cy) / np.hypot(w, h)
+    fibre = cv2.GaussianBlur(rng.normal(0, 1, (h, w)).astype(np.float32), (0, 0), 1.5)
+    paper = np.array([238.0, 220.0, 186.0], np.float32) * (light + 0.04 * fibre)[..., None]
+    ink = np.array([52.0, 38.0, 30.0], np.float32)
+    return paper + (ink - paper) * canvas[..., None]
 
 
 def make_samples(out_dir: str | Path = ASSETS_DIR, seed: int = 0) -> Path:
@@ -83,13 +98,16 @@ def make_samples(out_dir: str | Path = ASSETS_DIR, seed: int = 0) -> Path:
         top = int(rng.integers(0, h - gs + 1))
         left = int(rng.integers(0, w - gs + 1))
         canvas[top : top + gs, left : left + gs] = damaged.astype(np.float32) / 255.0
-        if style == "rubbing":  # light strokes on dark, grainy stone
-            bg, ink = rng.uniform(15, 45), rng.uniform(190, 235)
-        else:  # dark ink on light, slightly uneven paper
-            bg, ink = rng.uniform(205, 240), rng.uniform(20, 60)
-        img = bg + (ink - bg) * canvas
-        shade = np.linspace(-8, 8, w, dtype=np.float32)[None, :]
-        img = img + shade + rng.normal(0, 6, size=(h, w)).astype(np.float32)
+        if style == "photo":  # a colour photo: tinted, textured paper under uneven light
+            img = _photo(canvas, rng)
+        else:
+            if style == "rubbing":  # light strokes on dark, grainy stone
+                bg, ink = rng.uniform(15, 45), rng.uniform(190, 235)
+            else:  # dark ink on light, slightly uneven paper
+                bg, ink = rng.uniform(205, 240), rng.uniform(20, 60)
+            img = bg + (ink - bg) * canvas
+            shade = np.linspace(-8, 8, w, dtype=np.float32)[None, :]
+            img = img + shade + rng.normal(0, 6, size=(h, w)).astype(np.float32)
         img = np.clip(np.rint(img), 0, 255).astype(np.uint8)
         name = f"{i + 1:02d}-{style}-{writer}{suffix}"
         atomic_write(out_dir / name, _encode(img, suffix))
