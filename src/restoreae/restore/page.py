@@ -1,0 +1,420 @@
+"""Find the characters of a page: a rubbing, an inscription or a manuscript sheet.
+
+Input: a page as ``uint8`` (H, W) grey (and optionally the same page as (H, W, 3) RGB, used only
+to find red seals). Output: the character boxes in reading order — vertical columns read top to
+bottom, right to left (``layout="columns"``, the default), or horizontal rows read left to right,
+top to bottom (``layout="rows"``).
+
+The steps (all on a working copy whose longer side is at most :data:`WORK_SIDE` pixels):
+
+1. **Polarity**: dark ink on light paper, or light strokes on a dark rubbing
+   (:func:`~restoreae.imageio.detect_polarity`); the page is turned ink-bright.
+2. **Seals**: red pixels (HSV hue within 12° of red, saturated) are painted as background, with
+   the whole box of each red blob (its paper-coloured strokes included).
+3. **Background**: uneven paper / stone tone and broad stains are removed with a white top-hat
+   (the page minus its morphological opening by a square about 4 stroke widths wide); Otsu's
+   threshold then gives the ink mask; specks smaller than a stroke are dropped.
+4. **Ruled lines**: lines longer than :data:`LINE_FRACTION` of the page side (grids, frames,
+   margins of a scan) are found by morphological opening with long thin kernels and erased.
+5. **Lines of text**: the ink projection across the reading direction splits the page into
+   columns (or rows); narrow slivers are merged into their neighbour.
+6. **Characters**: Chinese characters are near-square, so the column's width is the expected
+   character height. Along each column the runs of ink are grouped by dynamic programming (a
+   character may be several runs, as in 三 or 旦: a group costs 1, plus its largest internal gap,
+   plus its distance from the expected height; groups much taller than a character are not
+   allowed) and runs much taller than a character (touching characters) are cut at the
+   projection's minima.
+7. Solid square blobs (stamped "yin" seals on grey pages) and specks are dropped.
+
+:func:`count_characters` reuses it to tell a single-character image from a page.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import cv2
+import numpy as np
+
+from restoreae.errors import RestoreAEError
+from restoreae.imageio import detect_polarity, otsu_threshold
+
+LayoutName = Literal["columns", "rows"]
+LAYOUTS: tuple[str, ...] = ("columns", "rows")
+
+#: Longer side of the working copy the layout is found on (boxes are mapped back to the page).
+WORK_SIDE: int = 1600
+#: A straight line at least this fraction of the page's side (along it) is a ruled line.
+LINE_FRACTION: float = 0.3
+#: A group of ink taller than this many expected character heights is never one character.
+MAX_GROUP: float = 1.3
+#: A single run of ink taller than this many character heights is cut into several characters.
+SPLIT_RUN: float = 1.45
+
+
+@dataclass(frozen=True)
+class CharBox:
+    """One found character: ``box`` (x0, y0, x1, y1) in page pixels, exclusive ends; ``line``:
+    the index of its column (or row) in reading order."""
+
+    box: tuple[int, int, int, int]
+    line: int
+
+
+@dataclass
+class PageLayout:
+    """The characters of a page in reading order, and what was learnt on the way.
+
+    ``char_size``: the expected character size in page pixels; ``dark_on_light``: the page's
+    polarity; ``mask``: bool (h, w) ink mask of the working copy (lines and seals removed) and
+    ``scale``: working copy / page size ratio (≤ 1).
+    """
+
+    boxes: list[CharBox]
+    layout: str
+    dark_on_light: bool
+    char_size: float
+    scale: float
+    mask: np.ndarray = field(repr=False)
+    seals_removed: int = 0
+
+    def as_array(self) -> np.ndarray:
+        """int64 (N, 4) boxes (x0, y0, x1, y1) in reading order."""
+        return np.array([b.box for b in self.boxes], np.int64).reshape(-1, 4)
+
+
+# --------------------------------------------------------------------------- steps
+def red_mask(rgb: np.ndarray) -> np.ndarray:
+    """bool (H, W): seal-red pixels of an RGB uint8 (H, W, 3) image (hue within ~12° of red,
+    saturation ≥ 90/255, value ≥ 60/255)."""
+    hsv = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2HSV)
+    h, s, v = hsv[..., 0], hsv[..., 1], hsv[..., 2]
+    return ((h <= 6) | (h >= 174)) & (s >= 90) & (v >= 60)
+
+
+def stroke_width(mask: np.ndarray) -> float:
+    """Typical stroke width in pixels of a bool ink mask: the median over components (area ≥ 20)
+    of 2 × area / boundary length. 3.0 when there is no ink."""
+    m = mask.astype(np.uint8)
+    edge = m & ~cv2.erode(m, np.ones((3, 3), np.uint8))
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
+    if n <= 1:
+        return 3.0
+    edges = np.bincount(labels.ravel(), weights=edge.ravel(), minlength=n)[1:]
+    areas = stats[1:, cv2.CC_STAT_AREA].astype(np.float64)
+    ok = (areas >= 20) & (edges > 0)
+    if not ok.any():
+        return 3.0
+    widths = 2.0 * areas[ok] / edges[ok]
+    return float(max(1.0, np.median(widths)))
+
+
+def ruled_lines(mask: np.ndarray, sw: float, fraction: float = LINE_FRACTION) -> np.ndarray:
+    """bool (h, w): the parts of ``mask`` on straight horizontal or vertical lines at least
+    ``fraction`` of the image's width (height) long, slightly widened. Gaps of up to ~3 stroke
+    widths along a line (cracks, wear) are bridged first."""
+    h, w = mask.shape
+    m = mask.astype(np.uint8)
+    g = max(3, int(round(3 * sw)))
+    rect = cv2.MORPH_RECT
+    lines = np.zeros_like(m)
+    for length, shape_open, shape_close in (
+        (max(15, int(fraction * w)), (max(15, int(fraction * w)), 1), (g, 1)),
+        (max(15, int(fraction * h)), (1, max(15, int(fraction * h))), (1, g)),
+    ):
+        del length
+        closed = cv2.morphologyEx(m, cv2.MORPH_CLOSE, cv2.getStructuringElement(rect, shape_close))
+        opened = cv2.morphologyEx(
+            closed, cv2.MORPH_OPEN, cv2.getStructuringElement(rect, shape_open)
+        )
+        lines |= opened & m
+    if lines.any():
+        lines = cv2.dilate(lines, np.ones((3, 3), np.uint8))
+    return lines.astype(bool)
+
+
+def solid_blobs(rough: np.ndarray, sw: float) -> tuple[np.ndarray, int]:
+    """bool (h, w) regions of broad solid ink — stamped seals, a lost piece of the stone showing
+    blank paper, a dark scan border — and how many: the components left by opening ``rough`` (a
+    bool ink mask) with a disc 5 stroke widths wide (strokes are thinner), each replaced by its
+    convex hull, widened by a stroke width."""
+    k = max(5, int(round(5 * sw)))
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+    solid = cv2.morphologyEx(rough.astype(np.uint8), cv2.MORPH_OPEN, disc)
+    out = np.zeros_like(solid)
+    n = 0
+    if solid.any():
+        contours, _ = cv2.findContours(solid, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        for c in contours:
+            if cv2.contourArea(c) < k * k:
+                continue
+            cv2.fillPoly(out, [cv2.convexHull(c)], 1)
+            n += 1
+        if n:
+            d = max(3, int(round(2 * sw)) | 1)
+            out = cv2.dilate(out, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (d, d)))
+    return out.astype(bool), n
+
+
+def ink_mask(
+    grey: np.ndarray, rgb: np.ndarray | None = None, polarity: str = "auto"
+) -> tuple[np.ndarray, bool, float, int]:
+    """The ink of a page (steps 1–4): ``(mask, dark_on_light, stroke_width, seals)``.
+
+    ``grey``: uint8 (h, w); ``rgb``: uint8 (h, w, 3) or None. ``mask``: bool (h, w), ink True,
+    with ruled lines and seals erased; ``seals``: the number of red blobs erased.
+    """
+    if polarity == "auto":
+        polarity = detect_polarity(grey)
+    elif polarity not in ("dark-on-light", "light-on-dark"):
+        raise RestoreAEError(f"polarity must be auto, dark-on-light or light-on-dark: {polarity!r}")
+    dark_on_light = polarity == "dark-on-light"
+    g = (255 - grey) if dark_on_light else grey.copy()
+    seals = 0
+    if rgb is not None:
+        red = red_mask(rgb).astype(np.uint8)
+        n, _, stats, _ = cv2.connectedComponentsWithStats(red, connectivity=8)
+        bg = int(np.median(g))
+        min_area = max(16, grey.size // 20000)
+        for i in range(1, n):
+            x, y, bw, bh, area = stats[i]
+            if area >= min_area:
+                g[y : y + bh, x : x + bw] = bg
+                seals += 1
+    rough = g > otsu_threshold(g)
+    sw = stroke_width(rough)
+    solid, n_solid = solid_blobs(rough, sw)
+    if n_solid:
+        g[solid] = int(np.median(g[~rough])) if (~rough).any() else 0
+        seals += n_solid
+    h, w = g.shape
+    k = int(np.clip(4 * sw, 9, max(9, 0.15 * min(h, w))))
+    f = 4 if min(h, w) >= 64 * 4 and k >= 16 else 1  # the opening on a quarter-size copy
+    small = cv2.resize(g, (max(1, w // f), max(1, h // f)), interpolation=cv2.INTER_AREA)
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (max(3, k // f), max(3, k // f)))
+    bg_small = cv2.morphologyEx(small, cv2.MORPH_OPEN, kernel)
+    bg = cv2.resize(bg_small, (w, h), interpolation=cv2.INTER_LINEAR)
+    ink = cv2.subtract(g, bg)
+    t = otsu_threshold(ink) if int(ink.max()) >= 16 else 255.0
+    mask = (ink > max(t, 12)).astype(np.uint8)
+    lines = ruled_lines(mask.astype(bool), sw)
+    mask[lines] = 0
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    small_ids = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] < max(3.0, 0.6 * sw * sw))
+    small_ids = small_ids[small_ids > 0]
+    if small_ids.size:
+        mask[np.isin(labels, small_ids)] = 0
+    return mask.astype(bool), dark_on_light, sw, seals
+
+
+def _runs(profile: np.ndarray, thr: float) -> list[tuple[int, int]]:
+    """Half-open runs [s, e) where ``profile > thr``."""
+    on = np.concatenate([[False], profile > thr, [False]])
+    d = np.flatnonzero(np.diff(on.astype(np.int8)))
+    return [(int(a), int(b)) for a, b in zip(d[::2], d[1::2], strict=True)]
+
+
+def text_lines(mask: np.ndarray, axis: int, sw: float) -> list[tuple[int, int]]:
+    """Bands [a, b) of the page's columns (``axis=0``: projection on x) or rows (``axis=1``).
+
+    Runs of the projection are taken; a run narrower than half the median width merges with
+    its nearest neighbour when the gap between them is under a third of the median width.
+    """
+    profile = mask.sum(axis=axis).astype(np.float32)
+    k = max(1, int(round(sw)))
+    profile = np.convolve(profile, np.ones(k, np.float32) / k, mode="same")
+    thr = max(0.5, 0.02 * float(np.percentile(profile, 95)))
+    bands = _runs(profile, thr)
+    if len(bands) < 2:
+        return bands
+    changed = True
+    while changed and len(bands) > 1:
+        changed = False
+        widths = np.array([b - a for a, b in bands], np.float64)
+        med = float(np.median(widths))
+        order = np.argsort(widths)
+        for i in order:
+            if widths[i] >= 0.5 * med:
+                break
+            left = bands[i][0] - bands[i - 1][1] if i > 0 else np.inf
+            right = bands[i + 1][0] - bands[i][1] if i + 1 < len(bands) else np.inf
+            j = i - 1 if left <= right else i + 1
+            if min(left, right) < med / 3:
+                lo, hi = min(i, j), max(i, j)
+                bands[lo : hi + 1] = [(bands[lo][0], bands[hi][1])]
+                changed = True
+                break
+    return bands
+
+
+def _split_run(profile: np.ndarray, s: int, e: int, h_e: float) -> list[tuple[int, int]]:
+    """Cut a run [s, e) much taller than a character at the profile's minima."""
+    span = e - s
+    k = max(2, int(round(span / h_e)))
+    cuts = [s]
+    for i in range(1, k):
+        ideal = s + i * span / k
+        lo = int(max(cuts[-1] + 1, ideal - 0.3 * span / k))
+        hi = int(min(e - 1, ideal + 0.3 * span / k))
+        if hi <= lo:
+            continue
+        seg = profile[lo:hi]
+        cuts.append(lo + int(np.argmin(seg)))
+    cuts.append(e)
+    return [(a, b) for a, b in zip(cuts[:-1], cuts[1:], strict=True) if b > a]
+
+
+def split_characters(profile: np.ndarray, h_e: float) -> list[tuple[int, int]]:
+    """Spans [s, e) of the characters along one column (or row) from its ink profile.
+
+    ``profile``: float (L,) ink pixels per position along the line; ``h_e``: the expected
+    character height in pixels. Runs of ink are grouped by dynamic programming: a group costs
+    1 + 3.3 × (largest gap inside) / h_e + 0.5 × |span / h_e − 0.9|, and spans over
+    :data:`MAX_GROUP` × h_e are not allowed; runs over :data:`SPLIT_RUN` × h_e are cut first.
+    """
+    runs: list[tuple[int, int]] = []
+    for s, e in _runs(profile, 0.0):
+        if e - s > SPLIT_RUN * h_e:
+            runs.extend(_split_run(profile, s, e, h_e))
+        else:
+            runs.append((s, e))
+    n = len(runs)
+    if n == 0:
+        return []
+    best = np.full(n + 1, np.inf)
+    best[0] = 0.0
+    back = np.zeros(n + 1, np.int64)
+    for j in range(1, n + 1):
+        gap = 0.0
+        for i in range(j - 1, -1, -1):
+            if i < j - 1:
+                gap = max(gap, runs[i + 1][0] - runs[i][1])
+            span = runs[j - 1][1] - runs[i][0]
+            if i < j - 1 and span > MAX_GROUP * h_e:
+                break
+            cost = 1.0 + 3.3 * gap / h_e + 0.5 * abs(span / h_e - 0.9)
+            if best[i] + cost < best[j]:
+                best[j] = best[i] + cost
+                back[j] = i
+    spans = []
+    j = n
+    while j > 0:
+        i = int(back[j])
+        spans.append((runs[i][0], runs[j - 1][1]))
+        j = i
+    return spans[::-1]
+
+
+# --------------------------------------------------------------------------- the finder
+def _to_grey_rgb(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    a = np.asarray(image)
+    if a.dtype != np.uint8:
+        raise RestoreAEError(f"expected a uint8 page image, got {a.dtype}")
+    if a.ndim == 2:
+        return a, None
+    if a.ndim == 3 and a.shape[2] == 3:
+        return cv2.cvtColor(np.ascontiguousarray(a), cv2.COLOR_RGB2GRAY), a
+    raise RestoreAEError(f"expected a (H, W) or (H, W, 3) page image, got shape {a.shape}")
+
+
+def find_characters(
+    image: np.ndarray,
+    layout: str = "columns",
+    polarity: str = "auto",
+    work_side: int = WORK_SIDE,
+) -> PageLayout:
+    """Find the characters of a page (see the module docstring for the steps).
+
+    ``image``: uint8 (H, W) grey or (H, W, 3) RGB, either polarity. ``layout``: ``"columns"``
+    (vertical, right to left) or ``"rows"`` (horizontal, top to bottom). Returns the boxes in
+    reading order, in page pixels.
+    """
+    if layout not in LAYOUTS:
+        raise RestoreAEError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+    grey, rgb = _to_grey_rgb(image)
+    H, W = grey.shape
+    if H < 8 or W < 8:
+        raise RestoreAEError(f"page image too small to hold characters ({W}×{H} pixels)")
+    scale = min(1.0, work_side / max(H, W))
+    if scale < 1.0:
+        size = (max(1, round(W * scale)), max(1, round(H * scale)))
+        grey_w = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+        rgb_w = None if rgb is None else cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    else:
+        grey_w, rgb_w = grey, rgb
+    mask, dark_on_light, sw, seals = ink_mask(grey_w, rgb_w, polarity)
+    m = mask if layout == "columns" else mask.T  # columns: bands on x, characters along y
+    bands = text_lines(m, axis=0, sw=sw)
+    if not bands:
+        return PageLayout([], layout, dark_on_light, 0.0, scale, mask, seals)
+    widths = np.array([b - a for a, b in bands], np.float64)
+    h_page = float(np.median(widths[widths >= 0.5 * widths.max()]))
+    per_band: list[list[tuple[int, int, int, int]]] = []
+    for a, b in bands:
+        h_e = float(np.clip(b - a, 0.9 * h_page, 1.3 * h_page))
+        strip = m[:, a:b]
+        profile = strip.sum(axis=1).astype(np.float32)
+        found = []
+        for s, e in split_characters(profile, h_e):
+            sub = strip[s:e]
+            cols = np.flatnonzero(sub.any(axis=0))
+            rows = np.flatnonzero(sub.any(axis=1))
+            if cols.size == 0:
+                continue
+            x0, x1 = a + int(cols[0]), a + int(cols[-1]) + 1
+            y0, y1 = s + int(rows[0]), s + int(rows[-1]) + 1
+            bw, bh = x1 - x0, y1 - y0
+            ink = int(sub.sum())
+            if ink < 0.01 * h_e * h_e and max(bw, bh) < 0.25 * h_e:
+                continue  # a speck
+            if min(bw, bh) >= 0.5 * h_e and 0.7 <= bw / bh <= 1.4 and ink > 0.6 * bw * bh:
+                continue  # a solid square blob: a stamped seal
+            found.append((x0, y0, x1, y1))
+        per_band.append(found)
+    # Reading order: columns right to left (bands were found left to right), rows top down.
+    if layout == "columns":
+        per_band = per_band[::-1]
+    inv = 1.0 / scale
+    boxes: list[CharBox] = []
+    line = 0
+    for found in per_band:
+        if not found:
+            continue
+        for x0, y0, x1, y1 in found:
+            if layout == "rows":  # back from the transposed mask
+                x0, y0, x1, y1 = y0, x0, y1, x1
+            box = (
+                int(np.floor(x0 * inv)),
+                int(np.floor(y0 * inv)),
+                min(W, int(np.ceil(x1 * inv))),
+                min(H, int(np.ceil(y1 * inv))),
+            )
+            boxes.append(CharBox(box, line))
+        line += 1
+    return PageLayout(boxes, layout, dark_on_light, h_page * inv, scale, mask, seals)
+
+
+def count_characters(grey: np.ndarray) -> int:
+    """How many characters an image holds, for telling a page from one character's image.
+
+    ``grey``: uint8 (H, W), either polarity. Characters are counted by :func:`find_characters`
+    in both layouts (the larger count); a box counts only when it is character-sized: at least
+    half the median box size and at most 0.6 of the image's longer side (so the parts of one
+    character, such as the halves of 林, are never two). Returns 0 or 1 for a single character.
+    """
+    grey, _ = _to_grey_rgb(grey)
+    best = 0
+    limit = 0.6 * max(grey.shape)
+    for layout in LAYOUTS:
+        try:
+            boxes = find_characters(grey, layout).as_array()
+        except RestoreAEError:
+            return 0
+        if len(boxes) < 2:
+            best = max(best, len(boxes))
+            continue
+        size = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]).astype(float)
+        ok = (size >= 0.5 * np.median(size)) & (size <= limit)
+        best = max(best, int(ok.sum()) if ok.sum() >= 2 else min(1, len(boxes)))
+    return best
