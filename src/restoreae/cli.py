@@ -270,6 +270,12 @@ def _add_restore(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--device", default="cpu")
+    p.add_argument(
+        "--single",
+        action="store_true",
+        help="restore every image as one character (skip the check for several characters, "
+        "which sends pages to restore-page)",
+    )
     p.set_defaults(func=_run_restore)
 
 
@@ -277,6 +283,43 @@ def _run_restore(args: argparse.Namespace) -> int:
     from restoreae.restore.command import restore_command
 
     return restore_command(args)
+
+
+# --------------------------------------------------------------------------- restore-page
+def _add_restore_page(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "restore-page",
+        help="restore whole pages: rubbings, inscriptions, manuscript sheets",
+        description="Find every character of each page (columns read right to left, or rows), "
+        "identify it (OCR, or --text), restore it and paste it back. Writes NAME.png, "
+        "NAME.compare.png, NAME.json and NAME/NNNN.png crops into the output folder. "
+        "Exit status 1 if any page failed.",
+    )
+    p.add_argument("pages", nargs="+", type=Path, help="page images or folders (recursive)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    p.add_argument(
+        "--layout",
+        choices=("columns", "rows"),
+        default="columns",
+        help="columns: vertical, read right to left (default); rows: horizontal, top to bottom",
+    )
+    p.add_argument("--text", default=None, help="the page's transcription in reading order")
+    p.add_argument("--text-file", type=Path, default=None, help="the transcription, UTF-8 file")
+    p.add_argument("--no-ocr", action="store_true", help="do not recognise the characters")
+    p.add_argument("--model", default=None, help="model name or checkpoint (default: shipped)")
+    p.add_argument("--backend", choices=("torch", "onnx"), default="torch")
+    p.add_argument("--onnx", type=Path, default=None, help="ONNX file (implies --backend onnx)")
+    p.add_argument("--polarity", choices=("auto", "dark-on-light", "light-on-dark"), default="auto")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for the model")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=_run_restore_page)
+
+
+def _run_restore_page(args: argparse.Namespace) -> int:
+    from restoreae.restore.page_io import restore_page_command
+
+    return restore_page_command(args)
 
 
 # --------------------------------------------------------------------------- export
@@ -349,6 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_train,
         _add_eval,
         _add_restore,
+        _add_restore_page,
         _add_export,
         _add_serve,
         _add_demo,

@@ -188,9 +188,9 @@ def _ink_crop(glyph: np.ndarray) -> np.ndarray | None:
     return glyph[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
 
 
-def _seal_image(rng: np.random.Generator, side: int) -> np.ndarray:
-    """A seal (uint8 (side, side), 255 = seal colour): a frame with blocky strokes inside, or a
-    solid square with the strokes cut out (a "yin" seal)."""
+def _seal_image(rng: np.random.Generator, side: int, frame: bool) -> np.ndarray:
+    """A seal (uint8 (side, side), 255 = seal colour): a frame with blocky strokes inside
+    (``frame``), or a solid square with the strokes cut out (a "yin" seal)."""
     seal = np.zeros((side, side), np.uint8)
     t = max(2, side // 14)
     strokes = np.zeros_like(seal)
@@ -200,7 +200,7 @@ def _seal_image(rng: np.random.Generator, side: int) -> np.ndarray:
             cv2.rectangle(strokes, (x0, y0), (min(side - 2 * t, x0 + side // 3), y0 + t), 255, -1)
         else:
             cv2.rectangle(strokes, (x0, y0), (x0 + t, min(side - 2 * t, y0 + side // 3)), 255, -1)
-    if rng.random() < 0.5:
+    if frame:
         cv2.rectangle(seal, (0, 0), (side - 1, side - 1), 255, t)
         seal = np.maximum(seal, strokes)
     else:
@@ -235,7 +235,7 @@ def make_page(
     ``char_size`` (drawn per page within this range); ``jitter``: random offset of each character
     (fraction of ``char_size``); ``margin``: the page margin (fraction of ``char_size``).
     ``grid``: ruled lines around every cell; ``seal``: one seal in a free spot at the end of a
-    line (red when ``colour``). ``damage``: page-level damage (texture, cracks, lost corner,
+    line (red, solid or a frame, when ``colour``; a solid stamped square on grey pages). ``damage``: page-level damage (texture, cracks, lost corner,
     stains); ``glyph_damage``: a damage preset / YAML applied to every glyph first.
     """
     if layout not in ("columns", "rows"):
@@ -315,7 +315,9 @@ def make_page(
             cv2.rectangle(deco, (round(cx), round(cy)), (round(cx + cw), round(cy + ch)), 200, t)
     if seal:
         side = round(char_size * rng.uniform(0.8, 1.0))
-        s = _seal_image(rng, side)
+        # Frame seals only in colour: on a grey page a frame seal looks like 口 or 国 and the
+        # finder cannot tell it from a character (see restoreae.restore.page).
+        s = _seal_image(rng, side, frame=colour and rng.random() < 0.5)
         if layout == "columns":  # below the last (leftmost) column
             sx = round(m + rng.uniform(0, 0.1) * char_size)
             sy = round(H - m - side)

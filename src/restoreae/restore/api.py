@@ -304,3 +304,19 @@ class Restorer:
             restored = self.run(batch)
             out.extend(self.finish(p, restored[i]) for i, p in enumerate(preps))
         return out
+
+    def restore_page(
+        self, image: ImageLike, text: str | None = None, layout: str = "columns", **kwargs
+    ):
+        """Restore every character of a page (a rubbing, an inscription, a manuscript sheet).
+
+        ``image``: path / PIL image / array, grey or RGB, either polarity. ``text``: the
+        transcription in reading order (else each character is recognised by OCR). ``layout``:
+        ``"columns"`` (vertical, right to left) or ``"rows"``. Returns a
+        :class:`~restoreae.restore.page_restore.PageResult` (``.restored``: uint8, the page's
+        shape; ``.characters``: boxes and characters in reading order). Other keyword arguments
+        go to :func:`restoreae.restore.page_restore.restore_page`.
+        """
+        from restoreae.restore.page_restore import restore_page
+
+        return restore_page(self, image, text=text, layout=layout, **kwargs)

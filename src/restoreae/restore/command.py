@@ -218,6 +218,22 @@ def side_by_side(
 
 
 # --------------------------------------------------------------------------- command
+def check_single_character(grey: np.ndarray, path: str | Path) -> None:
+    """Raise a RestoreAEError naming ``path`` when the image (uint8 (H, W)) holds several
+    separate characters (:func:`restoreae.restore.page.count_characters` ≥ 2): restoring it as one
+    glyph would smear them together."""
+    from restoreae.restore.page import count_characters
+
+    n = count_characters(grey)
+    if n >= 2:
+        raise RestoreAEError(
+            f"{path}: the image holds {n} characters, and `restoreae restore` restores one "
+            f"character per image; restore a page, column or row with "
+            f"`restoreae restore-page {path} -o DIR` (or pass --single to restore it as one "
+            "character anyway)"
+        )
+
+
 class _Reporter:
     """Prints per-file errors and warnings without breaking the progress bar."""
 
@@ -258,6 +274,7 @@ def restore_command(args: argparse.Namespace) -> int:
         raise RestoreAEError(f"--batch-size must be ≥ 1, got {batch_size}")
     no_reference = bool(getattr(args, "no_reference", False))
     side = bool(getattr(args, "side_by_side", False))
+    single = bool(getattr(args, "single", False))
     out_dir = Path(args.output)
     if out_dir.exists() and not out_dir.is_dir():
         raise RestoreAEError(f"{out_dir}: --output exists and is not a folder")
@@ -301,6 +318,8 @@ def restore_command(args: argparse.Namespace) -> int:
                     char = charmap.lookup(item.path, item.given) if charmap else None
                     char = char or default_char
                     grey, info = load_image(item.path)
+                    if not single:
+                        check_single_character(grey, item.path)
                     prep = prepare(grey, restorer.img_size, polarity)
                     prep.colour = info.get("rgb")
                     x = restorer.model_input(prep, char, use_reference=not no_reference)

@@ -111,27 +111,43 @@ def stroke_width(mask: np.ndarray) -> float:
 
 
 def ruled_lines(mask: np.ndarray, sw: float, fraction: float = LINE_FRACTION) -> np.ndarray:
-    """bool (h, w): the parts of ``mask`` on straight horizontal or vertical lines at least
-    ``fraction`` of the image's width (height) long, slightly widened. Gaps of up to ~3 stroke
-    widths along a line (cracks, wear) are bridged first."""
+    """bool (h, w): ruled lines of ``mask`` (a bool ink mask), to be erased.
+
+    Straight horizontal or vertical runs at least ``fraction`` of the image's width (height) long
+    are found by morphological opening with long thin kernels, after bridging gaps of up to ~3
+    stroke widths along them (cracks, wear). Each found line is then extended along its own
+    direction across the whole image (a ruled line goes on where wear broke it into short pieces),
+    as a strip 2 pixels wider than the line.
+    """
     h, w = mask.shape
     m = mask.astype(np.uint8)
     g = max(3, int(round(3 * sw)))
     rect = cv2.MORPH_RECT
-    lines = np.zeros_like(m)
-    for length, shape_open, shape_close in (
-        (max(15, int(fraction * w)), (max(15, int(fraction * w)), 1), (g, 1)),
-        (max(15, int(fraction * h)), (1, max(15, int(fraction * h))), (1, g)),
-    ):
-        del length
-        closed = cv2.morphologyEx(m, cv2.MORPH_CLOSE, cv2.getStructuringElement(rect, shape_close))
-        opened = cv2.morphologyEx(
-            closed, cv2.MORPH_OPEN, cv2.getStructuringElement(rect, shape_open)
-        )
-        lines |= opened & m
-    if lines.any():
-        lines = cv2.dilate(lines, np.ones((3, 3), np.uint8))
-    return lines.astype(bool)
+    out = np.zeros_like(m)
+    for horizontal in (True, False):
+        length = max(15, int(fraction * (w if horizontal else h)))
+        k_open = (length, 1) if horizontal else (1, length)
+        k_close = (g, 1) if horizontal else (1, g)
+        closed = cv2.morphologyEx(m, cv2.MORPH_CLOSE, cv2.getStructuringElement(rect, k_close))
+        opened = cv2.morphologyEx(closed, cv2.MORPH_OPEN, cv2.getStructuringElement(rect, k_open))
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(opened, connectivity=8)
+        for i in range(1, n):
+            x, y, bw, bh = (int(v) for v in stats[i, :4])
+            ys, xs = np.nonzero(labels[y : y + bh, x : x + bw] == i)
+            xs, ys = xs + x, ys + y
+            if horizontal:  # y = a + b x, drawn from x = 0 to w
+                b, a = np.polyfit(xs, ys, 1) if np.ptp(xs) > 0 else (0.0, float(ys.mean()))
+                thick = stats[i, cv2.CC_STAT_AREA] / max(1, stats[i, cv2.CC_STAT_WIDTH])
+                p0, p1 = (0, a), (w - 1, a + b * (w - 1))
+            else:  # x = a + b y
+                b, a = np.polyfit(ys, xs, 1) if np.ptp(ys) > 0 else (0.0, float(xs.mean()))
+                thick = stats[i, cv2.CC_STAT_AREA] / max(1, stats[i, cv2.CC_STAT_HEIGHT])
+                p0, p1 = (a, 0), (a + b * (h - 1), h - 1)
+            t = max(1, int(round(thick)) + 2)
+            pt0 = (int(round(p0[0])), int(round(p0[1])))
+            pt1 = (int(round(p1[0])), int(round(p1[1])))
+            cv2.line(out, pt0, pt1, 1, t)
+    return out.astype(bool)
 
 
 def solid_blobs(rough: np.ndarray, sw: float) -> tuple[np.ndarray, int]:
@@ -145,20 +161,26 @@ def solid_blobs(rough: np.ndarray, sw: float) -> tuple[np.ndarray, int]:
     out = np.zeros_like(solid)
     n = 0
     if solid.any():
-        contours, _ = cv2.findContours(solid, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        # Pieces of one blob (a seal cut by its strokes) are grouped before taking the hull.
+        grouped = cv2.dilate(solid, disc)
+        contours, _ = cv2.findContours(grouped, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         for c in contours:
-            if cv2.contourArea(c) < k * k:
+            if cv2.contourArea(c) < 4 * k * k:
                 continue
             cv2.fillPoly(out, [cv2.convexHull(c)], 1)
             n += 1
-        if n:
-            d = max(3, int(round(2 * sw)) | 1)
-            out = cv2.dilate(out, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (d, d)))
+    # Small stamps: a near-square component that fills over 70% of its box (characters fill at
+    # most ~60% of theirs), at least 4 stroke widths wide.
+    count, _, stats, _ = cv2.connectedComponentsWithStats(rough.astype(np.uint8), connectivity=8)
+    for x, y, bw, bh, area in stats[1:]:
+        if min(bw, bh) >= 4 * sw and 0.6 <= bw / bh <= 1.6 and area > 0.7 * bw * bh:
+            out[y : y + bh, x : x + bw] = 1
+            n += 1
     return out.astype(bool), n
 
 
 def ink_mask(
-    grey: np.ndarray, rgb: np.ndarray | None = None, polarity: str = "auto"
+    grey: np.ndarray, rgb: np.ndarray | None = None, polarity: str = "auto", lines: bool = True
 ) -> tuple[np.ndarray, bool, float, int]:
     """The ink of a page (steps 1–4): ``(mask, dark_on_light, stroke_width, seals)``.
 
@@ -198,8 +220,8 @@ def ink_mask(
     ink = cv2.subtract(g, bg)
     t = otsu_threshold(ink) if int(ink.max()) >= 16 else 255.0
     mask = (ink > max(t, 12)).astype(np.uint8)
-    lines = ruled_lines(mask.astype(bool), sw)
-    mask[lines] = 0
+    if lines:
+        mask[ruled_lines(mask.astype(bool), sw)] = 0
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     small_ids = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] < max(3.0, 0.6 * sw * sw))
     small_ids = small_ids[small_ids > 0]
@@ -303,7 +325,38 @@ def split_characters(profile: np.ndarray, h_e: float) -> list[tuple[int, int]]:
         i = int(back[j])
         spans.append((runs[i][0], runs[j - 1][1]))
         j = i
-    return spans[::-1]
+    return _merge_fragments(spans[::-1], profile, h_e)
+
+
+def _merge_fragments(
+    spans: list[tuple[int, int]], profile: np.ndarray, h_e: float
+) -> list[tuple[int, int]]:
+    """Merge a fragment — short (< 0.3 h_e) with little ink (< 15% of the column's median
+    character) — into its nearest neighbour when the gap is under 0.25 h_e and the result stays
+    under 1.6 h_e: a piece of a damaged character split off by a crack or a lost chunk."""
+    spans = list(spans)
+    while len(spans) > 1:
+        mass = np.array([profile[s:e].sum() for s, e in spans])
+        med = float(np.median(mass))
+        merged = False
+        for i in np.argsort(mass):
+            s, e = spans[i]
+            if mass[i] >= 0.15 * med or e - s >= 0.3 * h_e:
+                break
+            gaps = []
+            if i > 0:
+                gaps.append((s - spans[i - 1][1], i - 1))
+            if i + 1 < len(spans):
+                gaps.append((spans[i + 1][0] - e, i + 1))
+            gap, j = min(gaps)
+            lo, hi = min(i, j), max(i, j)
+            if gap < 0.25 * h_e and spans[hi][1] - spans[lo][0] <= 1.6 * h_e:
+                spans[lo : hi + 1] = [(spans[lo][0], spans[hi][1])]
+                merged = True
+                break
+        if not merged:
+            break
+    return spans
 
 
 # --------------------------------------------------------------------------- the finder
@@ -368,7 +421,7 @@ def find_characters(
             ink = int(sub.sum())
             if ink < 0.01 * h_e * h_e and max(bw, bh) < 0.25 * h_e:
                 continue  # a speck
-            if min(bw, bh) >= 0.5 * h_e and 0.7 <= bw / bh <= 1.4 and ink > 0.6 * bw * bh:
+            if min(bw, bh) >= 0.5 * h_e and 0.7 <= bw / bh <= 1.4 and ink > 0.8 * bw * bh:
                 continue  # a solid square blob: a stamped seal
             found.append((x0, y0, x1, y1))
         per_band.append(found)
@@ -395,26 +448,106 @@ def find_characters(
     return PageLayout(boxes, layout, dark_on_light, h_page * inv, scale, mask, seals)
 
 
-def count_characters(grey: np.ndarray) -> int:
-    """How many characters an image holds, for telling a page from one character's image.
+def _xy_cut(mask: np.ndarray, min_gap: float) -> list[tuple[int, int, int, int]]:
+    """Recursive XY-cut of a bool mask: boxes (x0, y0, x1, y1) of the blocks left when the ink is
+    cut at every blank gap at least ``min_gap`` × the block's extent across the cut."""
+    ys, xs = np.nonzero(mask)
+    if ys.size == 0:
+        return []
+    stack = [(int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)]
+    leaves = []
+    while stack:
+        x0, y0, x1, y1 = stack.pop()
+        sub = mask[y0:y1, x0:x1]
+        cut = False
+        for axis in (1, 0):  # axis 1: profile along y (cut rows); axis 0: along x
+            prof = sub.sum(axis=axis)
+            across = (x1 - x0) if axis == 1 else (y1 - y0)
+            runs = _runs(prof.astype(np.float32), 0.0)
+            pieces = [runs[0]]
+            for r in runs[1:]:
+                if r[0] - pieces[-1][1] >= min_gap * across:
+                    pieces.append(r)
+                else:
+                    pieces[-1] = (pieces[-1][0], r[1])
+            if len(pieces) < 2:
+                continue
+            for a, b in pieces:
+                part = sub[a:b, :] if axis == 1 else sub[:, a:b]
+                py, px = np.nonzero(part)
+                if axis == 1:
+                    stack.append(
+                        (
+                            x0 + int(px.min()),
+                            y0 + a + int(py.min()),
+                            x0 + int(px.max()) + 1,
+                            y0 + a + int(py.max()) + 1,
+                        )
+                    )
+                else:
+                    stack.append(
+                        (
+                            x0 + a + int(px.min()),
+                            y0 + int(py.min()),
+                            x0 + a + int(px.max()) + 1,
+                            y0 + int(py.max()) + 1,
+                        )
+                    )
+            cut = True
+            break
+        if not cut:
+            leaves.append((x0, y0, x1, y1))
+    return leaves
 
-    ``grey``: uint8 (H, W), either polarity. Characters are counted by :func:`find_characters`
-    in both layouts (the larger count); a box counts only when it is character-sized: at least
-    half the median box size and at most 0.6 of the image's longer side (so the parts of one
-    character, such as the halves of 林, are never two). Returns 0 or 1 for a single character.
+
+def count_characters(grey: np.ndarray) -> int:
+    """How many separate characters an image holds, to tell a page from one character's image.
+
+    ``grey``: uint8 (H, W), either polarity. The ink (as the layout finder sees it, ruled lines
+    kept) is cut recursively at blank gaps of at least a quarter of the block's width (XY-cut);
+    the blocks that look like whole characters — near-square (width / height 0.55–1.8) and at least
+    0.6 × the largest block's size — are counted. The parts of one character (林's halves, 三's
+    strokes, the pieces of a cursive character) are seldom near-square blocks of equal size with
+    such wide gaps, so a single character gives 1 (0: no ink); a column, row or page of characters gives
+    their number (characters touching or closer than the gap are counted as one).
     """
     grey, _ = _to_grey_rgb(grey)
-    best = 0
-    limit = 0.6 * max(grey.shape)
-    for layout in LAYOUTS:
-        try:
-            boxes = find_characters(grey, layout).as_array()
-        except RestoreAEError:
-            return 0
-        if len(boxes) < 2:
-            best = max(best, len(boxes))
-            continue
-        size = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]).astype(float)
-        ok = (size >= 0.5 * np.median(size)) & (size <= limit)
-        best = max(best, int(ok.sum()) if ok.sum() >= 2 else min(1, len(boxes)))
-    return best
+    h, w = grey.shape
+    if h < 8 or w < 8:
+        return 0
+    scale = min(1.0, WORK_SIDE / max(h, w))
+    if scale < 1.0:
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+    mask, _, sw, _ = ink_mask(grey, lines=False)
+    total = int(mask.sum())
+    if total == 0:
+        return 0
+    blocks = [
+        (x1 - x0, y1 - y0)
+        for x0, y0, x1, y1 in _xy_cut(mask, 0.25)
+        if mask[y0:y1, x0:x1].sum() >= 0.02 * total
+    ]
+    # Large pages: the XY-cut's gaps (relative to the block) are too wide there; blobs of ink
+    # merged over 3 stroke widths are the characters.
+    d = max(3, int(round(3 * sw)) | 1)
+    merged = cv2.dilate(mask.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_RECT, (d, d)))
+    n, _, stats, _ = cv2.connectedComponentsWithStats(merged, connectivity=8)
+    blobs = [
+        (int(st[cv2.CC_STAT_WIDTH]) - d + 1, int(st[cv2.CC_STAT_HEIGHT]) - d + 1)
+        for st in stats[1:]
+        if st[cv2.CC_STAT_AREA] >= 0.02 * total
+    ]
+    return max(1, _whole_characters(blocks), _whole_characters(blobs, at_least=3))
+
+
+def _whole_characters(blocks: list[tuple[int, int]], at_least: int = 2) -> int:
+    """How many of the blocks (width, height) look like whole characters: near-square (width /
+    height 0.55–1.8) and at least 0.6 × the largest block's size; 0 or 1 when fewer than
+    ``at_least`` do."""
+    blocks = [(max(1, w), max(1, h)) for w, h in blocks]
+    if not blocks:
+        return 0
+    largest = max(max(w, h) for w, h in blocks)
+    n = sum(1 for w, h in blocks if 0.55 <= w / h <= 1.8 and max(w, h) >= 0.6 * largest)
+    return n if n >= at_least else min(n, 1)
