@@ -7,6 +7,7 @@ waits for the results and saves a full-page screenshot.
     python scripts/screenshot_web.py                        # the shipped default model
     python scripts/screenshot_web.py --model runs/x/weights/best.safetensors
     python scripts/screenshot_web.py --image a.png --image b.png --chars 永和
+    python scripts/screenshot_web.py --page        # page mode → docs/web-page-mode.png
 
 Without ``--model`` and without the shipped model, an untrained tiny model is used (the page
 works, the restoration is meaningless): re-take the screenshot once a trained model exists.
@@ -61,6 +62,38 @@ def render_samples(
     return out
 
 
+def render_page(folder: Path, seed: int) -> Path:
+    """A generated damaged page (rubbing-like, held-out writers' glyphs) as a PNG file."""
+    from restoreae.evaluate.pages import PAGE_GLYPH_DAMAGE, GlyphSource, make_page
+
+    source = GlyphSource.from_fonts("永和九年岁在癸丑暮春之初会于会稽山阴之兰亭修禊事", size=128)
+    page = make_page(
+        source,
+        np.random.default_rng(seed),
+        n_lines=4,
+        per_line=5,
+        char_size=64,
+        colour=True,
+        grid=True,
+        seal=True,
+        damage=True,
+        glyph_damage=PAGE_GLYPH_DAMAGE,
+    )
+    file = folder / "stele.png"
+    Image.fromarray(page.image).save(file)
+    return file
+
+
+def page_mode(page, image: Path) -> None:
+    """Drive the page mode: upload, wait for the boxes, correct the first character, restore."""
+    page.check("#mode-page")
+    page.set_input_files("#files", str(image))
+    page.click("#restore-button")
+    page.wait_for_selector("#page-view:not([hidden]) .page-box", timeout=300_000)
+    page.click('.page-box[data-index="0"]')
+    page.wait_for_selector("#restore-button:not([disabled])")
+
+
 def tiny_model(folder: Path, size: int) -> Path:
     """An untrained small model, for when no trained one is available."""
     import torch
@@ -85,8 +118,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--damage", default="real", help="damage preset or YAML for the samples")
     p.add_argument("--seed", type=int, default=5, help="damage seed (5: readable damage on 永和)")
     p.add_argument("--width", type=int, default=1100)
-    p.add_argument("--out", type=Path, default=REPO / "docs" / "web-screenshot.png")
+    p.add_argument("--page", action="store_true", help="page mode (a generated page)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="default: docs/web-screenshot.png, or docs/web-page-mode.png with --page",
+    )
     args = p.parse_args(argv)
+    if args.out is None:
+        args.out = REPO / "docs" / ("web-page-mode.png" if args.page else "web-screenshot.png")
 
     chromium, reason = browser_setup.ensure_chromium()
     if chromium is None:
@@ -99,15 +140,26 @@ def main(argv: list[str] | None = None) -> int:
         if not models and not shipped_models():
             print("warning: no trained model given or shipped: using an UNTRAINED tiny model")
             models = [f"untrained={tiny_model(folder, 64)}"]
-        images = args.image or render_samples(
-            args.chars, args.font, args.size, args.damage, args.seed, folder
-        )
+        if args.page:
+            images = args.image[:1] or [render_page(folder, args.seed)]
+        else:
+            images = args.image or render_samples(
+                args.chars, args.font, args.size, args.damage, args.seed, folder
+            )
         with (
             browser_setup.serve(models) as url,
             browser_setup.chromium_page(chromium, width=args.width, height=800) as page,
         ):
             page.goto(url + "/")
             page.wait_for_selector("#model option", state="attached")
+            if args.page:
+                page_mode(page, images[0])
+                errors = page.inner_text("#error-box") if page.is_visible("#error-box") else ""
+                atomic_write(args.out, page.screenshot(full_page=True))
+                print(
+                    f"wrote {args.out}" + (f" (the page shows errors: {errors})" if errors else "")
+                )
+                return 0
             page.set_input_files("#files", [str(f) for f in images])
             page.fill("#char", args.chars)
             page.click("#restore-button")

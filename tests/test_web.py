@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import sys
 import time
 from pathlib import Path
@@ -288,3 +289,106 @@ def test_browser_shows_error_for_non_image(page, server: str, tmp_path: Path) ->
     assert page.locator(".result.ok").count() == 0
     color = page.eval_on_selector("#error-box", "e => getComputedStyle(e).borderColor")
     assert color == "rgb(198, 40, 40)"  # the red box
+
+
+# --------------------------------------------------------------------------- page mode
+def page_png(seed: int = 0) -> tuple[bytes, object]:
+    """A small generated page (2 columns × 3 characters, dark ink on paper, a red seal): PNG
+    bytes and the :class:`~restoreae.evaluate.pages.SyntheticPage` with its truth."""
+    from restoreae.errors import DataError
+    from restoreae.evaluate.pages import GlyphSource, make_page
+
+    try:
+        source = GlyphSource.from_fonts("永和九年岁在癸丑暮春之初", size=96)
+    except DataError as exc:
+        pytest.skip(f"no page font: {exc}")
+    page = make_page(
+        source,
+        np.random.default_rng(seed),
+        n_lines=2,
+        per_line=3,
+        char_size=48,
+        colour=True,
+        seal=True,
+    )
+    buf = io.BytesIO()
+    Image.fromarray(page.image).save(buf, format="PNG")
+    return buf.getvalue(), page
+
+
+def test_page_mode_api(client) -> None:
+    data, page = page_png()
+    r = client.post(
+        "/api/page",
+        files={"file": ("stele.png", data, "image/png")},
+        data={"layout": "columns", "text": page.chars},
+    )
+    assert r.status_code == 200, r.text
+    res = r.json()
+    assert res["name"] == "stele.png" and (res["width"], res["height"]) == page.image.shape[1::-1]
+    chars = res["characters"]
+    assert "".join(c["char"] for c in chars) == page.chars and len(chars) == 6
+    assert all(c["source"] == "text" for c in chars)
+    restored = Image.open(io.BytesIO(base64.b64decode(res["images"]["restored"].split(",")[1])))
+    assert restored.mode == "RGB" and restored.size == (res["width"], res["height"])
+    # Correct one character, delete one box: restored again from the original page.
+    edited = [dict(c) for c in chars[1:]]
+    edited[0]["char"] = "龙"
+    r = client.post(f"/api/page/{res['id']}", json={"characters": edited})
+    assert r.status_code == 200, r.text
+    again = r.json()
+    assert [c["char"] for c in again["characters"]][:1] == ["龙"]
+    assert len(again["characters"]) == 5
+    dl = client.get(again["download"]["json"])
+    assert dl.status_code == 200 and "attachment" in dl.headers["content-disposition"]
+    assert json.loads(dl.content)["characters"][0]["char"] == "龙"
+    png = client.get(again["download"]["image"])
+    assert png.status_code == 200 and png.headers["content-type"] == "image/png"
+    # Errors name what is wrong.
+    r = client.post(f"/api/page/{res['id']}", json={"characters": [{"box": [1, 2], "char": "永"}]})
+    assert r.status_code == 400 and "characters[0].box" in r.json()["detail"]
+    r = client.post(
+        f"/api/page/{res['id']}", json={"characters": [{"box": [0, 0, 9, 9], "char": "A"}]}
+    )
+    assert r.status_code == 400 and "characters[0].char" in r.json()["detail"]
+    assert client.post("/api/page/nope", json={"characters": []}).status_code == 404
+    r = client.post("/api/page", files={"file": ("notes.png", b"not an image", "image/png")})
+    assert r.status_code == 400 and "notes.png" in r.json()["detail"]
+    r = client.post("/api/page", files={"file": ("a.png", data, "image/png")}, data={"layout": "x"})
+    assert r.status_code == 400 and "layout" in r.json()["detail"]
+
+
+def test_browser_page_mode(page, server: str, tmp_path: Path) -> None:
+    data, truth = page_png(seed=1)
+    src = tmp_path / "stele.png"
+    src.write_bytes(data)
+    page.goto(server + "/")
+    page.wait_for_selector("#model option[value=tiny]", state="attached")
+    page.check("#mode-page")
+    assert page.is_visible("#layout") and page.is_hidden("#char")
+    page.set_input_files("#files", str(src))
+    page.click("#restore-button")
+    page.wait_for_selector("#page-view:not([hidden]) .page-box", timeout=60_000)
+    assert page.is_hidden("#error-box")
+    assert page.locator(".page-box").count() == len(truth.boxes) == 6
+    # Correct the first character (click its box, type), restore again.
+    page.click('.page-box[data-index="0"]')
+    page.fill('.page-chars li[data-index="0"] input', "龙")
+    assert page.inner_text('.page-box[data-index="0"] .label') == "龙"
+    page.click("#page-again")
+    page.wait_for_function(
+        "document.querySelector('.page-chars li[data-index=\"0\"] small')?.textContent === 'text'",
+        timeout=60_000,
+    )
+    assert page.input_value('.page-chars li[data-index="0"] input') == "龙"
+    with page.expect_download() as info:
+        page.click("#page-download-json")
+    record = json.loads(Path(info.value.path()).read_text(encoding="utf-8"))
+    assert info.value.suggested_filename == "stele.json"
+    assert record["characters"][0]["char"] == "龙" and record["characters"][0]["source"] == "text"
+    assert len(record["characters"]) == 6
+    with page.expect_download() as info:
+        page.click("#page-download-png")
+    assert info.value.suggested_filename == "stele-restored.png"
+    with Image.open(info.value.path()) as im:
+        assert im.size == (truth.image.shape[1], truth.image.shape[0])

@@ -15,8 +15,6 @@ Outputs of a page ``NAME.ext`` in the output folder (all written atomically):
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
 import os
 import sys
@@ -25,51 +23,23 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from restoreae.errors import RestoreAEError
-from restoreae.imageio import ImageError, load_image
+from restoreae.imageio import load_image
 from restoreae.utils import atomic_write
-
-#: A page whose channels differ by less than this everywhere is treated as grey.
-COLOUR_SPREAD: int = 8
-
-
-def _rgb_or_none(rgb: np.ndarray) -> np.ndarray | None:
-    spread = rgb.max(axis=2).astype(np.int16) - rgb.min(axis=2).astype(np.int16)
-    return np.ascontiguousarray(rgb) if int(spread.max()) >= COLOUR_SPREAD else None
-
-
-def _flatten_rgba(rgba: np.ndarray) -> np.ndarray:
-    a = rgba[..., 3:4].astype(np.float32) / 255.0
-    out = rgba[..., :3].astype(np.float32) * a + 255.0 * (1.0 - a)
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
 def load_page(source: Any) -> tuple[np.ndarray, np.ndarray | None]:
-    """A page as ``(grey, rgb)``: uint8 (H, W) grey (as :func:`restoreae.imageio.load_image`
-    reads it) and uint8 (H, W, 3) RGB when the page has colour (transparency flattened onto
-    white), else None. ``source``: a path, PIL image or array. Raises ImageError naming it."""
-    grey, _ = load_image(source)
-    rgb = None
-    if isinstance(source, np.ndarray):
-        if source.ndim == 3 and source.shape[2] in (3, 4) and source.dtype == np.uint8:
-            rgb = source if source.shape[2] == 3 else _flatten_rgba(source)
-    else:
-        img = source if isinstance(source, Image.Image) else None
-        if img is None:
-            try:
-                img = Image.open(io.BytesIO(Path(source).read_bytes()))
-                img.load()
-            except (OSError, ValueError) as exc:
-                raise ImageError(f"{source}: cannot decode ({exc})") from exc
-        with contextlib.suppress(Exception):
-            img = ImageOps.exif_transpose(img) or img
-        if img.mode in ("RGB", "RGBA", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV"):
-            rgb = _flatten_rgba(np.asarray(img.convert("RGBA")))
+    """A page as ``(grey, rgb)``: uint8 (H, W) grey and, when the page has colour (and no
+    transparency), its uint8 (H, W, 3) RGB pixels, else None — as
+    :func:`restoreae.imageio.load_image` reads them. ``source``: a path, PIL image or array.
+    Raises ImageError naming it."""
+    grey, info = load_image(source)
+    rgb = info.get("rgb")
     if rgb is not None and rgb.shape[:2] != grey.shape:
         rgb = None
-    return grey, (None if rgb is None else _rgb_or_none(rgb))
+    return grey, rgb
 
 
 def compare_image(original: np.ndarray, restored: np.ndarray, gap: int = 12) -> np.ndarray:

@@ -13,6 +13,8 @@ Endpoints:
   pending). A result has ``name``, ``ok``, ``error`` (a message naming the file) or ``images``
   (``input``, ``reference`` or ``null``, ``restored``: PNG data URLs) and ``download`` (a URL).
 - ``GET /download/{id}/{index}``: the restored image of one file as a PNG attachment.
+- Page mode (whole pages: find the characters, correct them, restore again): see
+  :mod:`restoreae.web.pages`.
 
 Uploads are checked by decoding (never by file name): PNG, JPEG, TIFF, BMP, WebP or GIF, at most
 ``max_upload_bytes`` per file, ``max_files`` per request and ``MAX_IMAGE_SIDE`` pixels per side.
@@ -515,6 +517,9 @@ def create_app(
             res.restored_png, media_type="image/png", headers={"Content-Disposition": disposition}
         )
 
+    from restoreae.web.pages import add_page_routes
+
+    app.state.pages = add_page_routes(app, service, max_upload_bytes)
     return app
 
 

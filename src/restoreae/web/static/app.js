@@ -141,6 +141,8 @@ async function readJson(response) {
 async function restore(event) {
   event.preventDefault();
   showError("");
+  if (pageMode()) return restorePage();
+  $("page-view").hidden = true;
   if (!chosenFiles.length) {
     showError("Choose one or more character images first. 请先选择图像。");
     return;
@@ -181,6 +183,166 @@ async function restore(event) {
     button.disabled = false;
   }
 }
+
+// --------------------------------------------------------------------------- page mode
+// Upload one page → POST /api/page → boxes over the page, one editable character per box →
+// "Restore again" → POST /api/page/{id} with the corrected boxes and characters.
+const pageView = $("page-view");
+const pageCanvas = $("page-canvas");
+const pageChars = $("page-chars");
+let pageState = null; // {id, width, height, characters: [{box, char, column, confidence, source}]}
+
+function pageMode() {
+  return $("mode-page").checked;
+}
+
+function setMode() {
+  const page = pageMode();
+  for (const node of document.querySelectorAll(".page-only")) node.hidden = !page;
+  for (const node of document.querySelectorAll(".chars-only")) node.hidden = page;
+  fileInput.multiple = !page;
+}
+
+function selectBox(index) {
+  for (const node of document.querySelectorAll(".page-box.selected, .page-chars li.selected")) {
+    node.classList.remove("selected");
+  }
+  const box = pageCanvas.querySelector(`.page-box[data-index="${index}"]`);
+  const item = pageChars.querySelector(`li[data-index="${index}"]`);
+  if (box) box.classList.add("selected");
+  if (item) {
+    item.classList.add("selected");
+    item.querySelector("input").focus();
+  }
+}
+
+function renderPage(page) {
+  pageState = {
+    id: page.id,
+    width: page.width,
+    height: page.height,
+    characters: page.characters.map((c) => ({ ...c })),
+  };
+  pageView.hidden = false;
+  $("page-title").textContent = `${page.name} · ${page.width}×${page.height} px`;
+  const found = page.characters.length;
+  let status = `${found} characters found (${page.layout}) · restored in ${page.seconds} s`;
+  if (page.alignment && !page.alignment.matched_in_order) {
+    status += ` · the transcription has ${page.alignment.text_chars} characters`;
+  }
+  $("page-status").textContent = status;
+  $("page-image").src = page.images.input;
+  $("page-restored").src = page.images.restored;
+  const png = $("page-download-png");
+  png.href = page.download.image;
+  png.setAttribute("download", page.download.image_name);
+  const json = $("page-download-json");
+  json.href = page.download.json;
+  json.setAttribute("download", page.download.json_name);
+  drawBoxes();
+}
+
+function drawBoxes() {
+  for (const node of pageCanvas.querySelectorAll(".page-box")) node.remove();
+  pageChars.replaceChildren();
+  const { width, height } = pageState;
+  pageState.characters.forEach((c, i) => {
+    if (c.deleted) return;
+    const [x0, y0, x1, y1] = c.box;
+    const box = el("div", { class: "page-box", "data-index": i, title: `#${i + 1}` });
+    box.style.left = `${(100 * x0) / width}%`;
+    box.style.top = `${(100 * y0) / height}%`;
+    box.style.width = `${(100 * (x1 - x0)) / width}%`;
+    box.style.height = `${(100 * (y1 - y0)) / height}%`;
+    const label = el("span", { class: "label" }, c.char || "?");
+    box.append(label);
+    box.addEventListener("click", () => selectBox(i));
+    pageCanvas.append(box);
+
+    const input = el("input", {
+      class: "page-char",
+      type: "text",
+      maxlength: "2",
+      lang: "zh",
+      value: c.char || "",
+      "aria-label": `character ${i + 1}`,
+    });
+    input.addEventListener("input", () => {
+      c.char = input.value.trim() || null;
+      c.edited = true;
+      label.textContent = c.char || "?";
+    });
+    input.addEventListener("focus", () => selectBox(i));
+    const how = c.source === "ocr" ? `${Math.round(100 * (c.confidence || 0))}%` : c.source;
+    const del = el("button", { class: "delete", type: "button", title: "delete this box" }, "×");
+    del.addEventListener("click", () => {
+      c.deleted = true;
+      drawBoxes();
+    });
+    pageChars.append(el("li", { "data-index": i }, `${i + 1}`, input, el("small", {}, how), del));
+  });
+}
+
+async function postPage(url, options) {
+  button.disabled = true;
+  $("page-again").disabled = true;
+  progressPanel.hidden = false;
+  progressBar.removeAttribute("value");
+  progressText.textContent = "finding, reading and restoring the characters · 识别与修复中";
+  try {
+    const response = await fetch(url, options);
+    const page = await readJson(response);
+    if (!response.ok) throw new Error(page.detail || response.statusText);
+    renderPage(page);
+    progressText.textContent = "done · 完成";
+    progressBar.max = 1;
+    progressBar.value = 1;
+  } catch (err) {
+    showError(String(err.message || err));
+    progressPanel.hidden = true;
+  } finally {
+    button.disabled = false;
+    $("page-again").disabled = false;
+  }
+}
+
+async function restorePage() {
+  if (chosenFiles.length !== 1) {
+    showError("Choose one page image. 请选择一张整页图像。");
+    return;
+  }
+  resultsBox.replaceChildren();
+  const body = new FormData();
+  body.append("file", chosenFiles[0], chosenFiles[0].name);
+  body.append("layout", $("layout").value);
+  body.append("text", $("page-text").value);
+  body.append("model", $("model").value);
+  await postPage("/api/page", { method: "POST", body });
+}
+
+async function restorePageAgain() {
+  if (!pageState) return;
+  showError("");
+  const characters = pageState.characters
+    .filter((c) => !c.deleted)
+    .map((c) => ({
+      box: c.box,
+      column: c.column,
+      // Characters the user typed or confirmed are sent; unread ones are recognised again.
+      char: c.char || null,
+    }));
+  await postPage(`/api/page/${pageState.id}`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ characters }),
+  });
+}
+
+$("page-again").addEventListener("click", restorePageAgain);
+for (const radio of document.querySelectorAll('input[name="mode"]')) {
+  radio.addEventListener("change", setMode);
+}
+setMode();
 
 fileInput.addEventListener("change", () => setFiles(fileInput.files));
 dropZone.addEventListener("click", (e) => {
