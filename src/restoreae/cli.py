@@ -208,7 +208,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
         "--num",
         type=int,
         default=None,
-        help="number of glyphs evaluated (default 500); --suite/--real: per set (default 100)",
+        help="number of glyphs evaluated (default 500); --suite/--real: per set (default 80)",
     )
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
