@@ -67,7 +67,8 @@ __all__ = [
 
 #: Default ``--num`` of the suite (images per set). Measured cost with the shipped model: about
 #: 2 CPU-seconds per image of a set (9 OCR readings at width 320, 14 restores, 35 PSNR/SSIM), so
-#: 3 sets × 80 images ≈ 480 CPU-seconds: under 10 minutes on 2 cores (see docs/RESULTS.md).
+#: 3 sets × 80 images ≈ 480 CPU-seconds: under 10 minutes on 2 cores (an estimate from CPU
+#: time on a saturated machine, see docs/RESULTS.md).
 SUITE_NUM = 80
 MAX_ATTEMPTS = 8
 #: Restored variants, in table order: ``input`` is the damaged input itself.
