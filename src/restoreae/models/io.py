@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -133,13 +134,8 @@ def widen_input(model: nn.Module, in_chans: int = 2, init_std: float = 0.0) -> n
         raise ValueError(f"widen_input: cannot narrow {old_in} → {in_chans} channels")
     config["in_chans"] = in_chans
     new = create_model(**config)
-    old_state = model.state_dict()
-    new_state = new.state_dict()
-    for key, new_t in new_state.items():
-        old_t = old_state[key]
-        if old_t.shape == new_t.shape:
-            new_state[key] = old_t.clone()
-            continue
+
+    def grow(key: str, old_t: torch.Tensor, new_t: torch.Tensor) -> torch.Tensor:
         # The image channels sit alone (stem conv, patch embedding) or at the end of a
         # concatenation (U-Net image skip), possibly space-to-depth'd (k sub-pixels per channel).
         extra = new_t.shape[1] - old_t.shape[1] if new_t.dim() == old_t.dim() >= 2 else 0
@@ -163,10 +159,9 @@ def widen_input(model: nn.Module, in_chans: int = 2, init_std: float = 0.0) -> n
         offset = old_t.shape[1] - k * old_in  # channels before the image channels
         w[:, :offset] = old_t[:, :offset]
         w[:, offset : offset + k * old_in] = old_t[:, offset:]
-        new_state[key] = w
-    new.load_state_dict(new_state, strict=True)
-    p = next(model.parameters())
-    return new.to(p.device).train(model.training)
+        return w
+
+    return _carry_weights(model, new, grow)
 
 
 def for_inference(model: nn.Module) -> nn.Module:
@@ -198,25 +193,36 @@ def add_damage_mask(model: nn.Module, mask_bias: float = -2.0) -> nn.Module:
         raise ValueError(
             f"add_damage_mask: model {config['name']!r} has no composite form ({exc})"
         ) from None
-    old_state = model.state_dict()
-    new_state = new.state_dict()
-    for key, new_t in new_state.items():
-        old_t = old_state[key]
-        if old_t.shape == new_t.shape:
-            new_state[key] = old_t.clone()
-        elif new_t.shape[0] == 2 * old_t.shape[0] and new_t.shape[1:] == old_t.shape[1:]:
-            # The head's output conv: (content sub-pixels, mask sub-pixels) channel blocks.
-            n = old_t.shape[0]
-            w = torch.zeros_like(new_t, dtype=old_t.dtype)
-            w[:n] = old_t
-            if new_t.dim() == 1:
-                w[n:] = mask_bias
-            new_state[key] = w
-        else:
+
+    def grow(key: str, old_t: torch.Tensor, new_t: torch.Tensor) -> torch.Tensor:
+        if not (new_t.shape[0] == 2 * old_t.shape[0] and new_t.shape[1:] == old_t.shape[1:]):
             raise ValueError(
                 f"add_damage_mask: unexpected shape change for {key}: "
                 f"{tuple(old_t.shape)} → {tuple(new_t.shape)}"
             )
+        # The head's output conv: (content sub-pixels, mask sub-pixels) channel blocks.
+        n = old_t.shape[0]
+        w = torch.zeros_like(new_t, dtype=old_t.dtype)
+        w[:n] = old_t
+        if new_t.dim() == 1:
+            w[n:] = mask_bias
+        return w
+
+    return _carry_weights(model, new, grow)
+
+
+def _carry_weights(
+    model: nn.Module,
+    new: nn.Module,
+    grow: Callable[[str, torch.Tensor, torch.Tensor], torch.Tensor],
+) -> nn.Module:
+    """Load ``model``'s weights into the larger ``new``: same-shaped tensors are copied, the others
+    come from ``grow(key, old, new_default)``. Returns ``new`` on ``model``'s device and mode."""
+    old_state = model.state_dict()
+    new_state = new.state_dict()
+    for key, new_t in new_state.items():
+        old_t = old_state[key]
+        new_state[key] = old_t.clone() if old_t.shape == new_t.shape else grow(key, old_t, new_t)
     new.load_state_dict(new_state, strict=True)
     p = next(model.parameters())
     return new.to(p.device).train(model.training)
