@@ -260,12 +260,7 @@ def make_page(
     if glyph_damage:
         from restoreae.damage.pipeline import DamageConfig, DamagePipeline
 
-        cfg = (
-            DamageConfig.from_dict(glyph_damage, where="glyph_damage")
-            if isinstance(glyph_damage, dict)
-            else DamageConfig.load(glyph_damage)
-        )
-        pipeline = DamagePipeline(cfg)
+        pipeline = DamagePipeline(DamageConfig.resolve(glyph_damage, where="glyph_damage"))
     boxes, chars, lines, cells = [], [], [], []
     for k, gi in enumerate(order):
         line, pos = divmod(k, per_line)
