@@ -8,10 +8,50 @@ calls it. A :class:`~restoreae.errors.RestoreAEError` becomes ``error: <message>
 from __future__ import annotations
 
 import argparse
+import errno
+import functools
 import sys
 from pathlib import Path
 
 from restoreae.errors import RestoreAEError
+
+DESCRIPTION = (
+    "Restore damaged images of Chinese characters (rubbings, inscriptions, calligraphy, "
+    "handwriting) with a neural network that runs on your computer. Start with "
+    "`restoreae restore PICTURE.png --char 永` (results go to results/), `restoreae serve` for a "
+    "web page, or `restoreae demo`. Training your own model: build-data, train, eval, export."
+)
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each flag's default (``--help``) without repeating one the help text states."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, "", argparse.SUPPRESS, []):
+            return text
+        return super()._get_help_string(action)
+
+
+def _int_at_least(low: int, high: int | None = None):
+    """An argparse ``type`` accepting whole numbers in ``[low, high]`` (one-line usage error)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+            raise argparse.ArgumentTypeError(f"must be {bounds}, got {value}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+_positive = _int_at_least(1)
+_port = _int_at_least(1, 65535)
 
 
 # --------------------------------------------------------------------------- build-data
@@ -43,8 +83,8 @@ def _add_build_data(sub: argparse._SubParsersAction) -> None:
         help="test writer families: a number drawn at random, or names a,b (default 2)",
     )
     p.add_argument("--heldout-chars", type=float, default=0.05, help="fraction of chars held out")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=1, help="rendering processes")
+    p.add_argument("--seed", type=int, default=0, help="seed of the writer and character splits")
+    p.add_argument("--workers", type=_positive, default=1, help="rendering processes")
     p.set_defaults(func=_run_build_data)
 
 
@@ -68,7 +108,7 @@ def _run_build_data(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- preview-damage
 def _add_preview_damage(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("preview-damage", help="write a clean | damaged grid PNG")
-    p.add_argument("--out", type=Path, default=Path("damage-preview.png"))
+    p.add_argument("--out", type=Path, default=Path("damage-preview.png"), help="PNG file to write")
     p.add_argument("--corpus", type=Path, default=None, help="corpus folder (default: render)")
     p.add_argument(
         "--config", type=Path, default=None, help="damage YAML or preset seed|real (default: seed)"
@@ -81,7 +121,7 @@ def _add_preview_damage(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--rows", type=int, default=8, help="number of glyphs (rows)")
     p.add_argument("--size", type=int, default=128, help="glyph size in pixels")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the random damage")
     p.set_defaults(func=_run_preview_damage)
 
 
@@ -94,9 +134,25 @@ def _run_preview_damage(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- models
 def _add_models(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="list registered models with parameters and GFLOPs")
-    p.add_argument("--size", type=int, default=224)
-    p.add_argument("--in-chans", type=int, default=2, choices=(1, 2))
-    p.add_argument("--format", choices=("table", "markdown", "json"), default="table")
+    p.add_argument(
+        "pattern",
+        nargs="?",
+        default=None,
+        help="only models whose name matches this shell pattern, e.g. 'unet*'",
+    )
+    p.add_argument(
+        "--size", type=int, default=224, help="image side the FLOPs are counted for (×32)"
+    )
+    p.add_argument(
+        "--in-chans",
+        type=int,
+        default=2,
+        choices=(1, 2),
+        help="input channels: 1 (damaged glyph) or 2 (with the reference)",
+    )
+    p.add_argument(
+        "--format", choices=("table", "markdown", "json"), default="table", help="output format"
+    )
     p.set_defaults(func=_run_models)
 
 
@@ -109,8 +165,15 @@ def _run_models(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- train
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a model from a YAML config (also under torchrun)")
-    p.add_argument("-c", "--config", type=Path, required=True)
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides")
+    p.add_argument("-c", "--config", type=Path, required=True, help="YAML config of the run")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="overrides",
+        help="override one config key, e.g. --set optim.lr=1e-3 (repeatable)",
+    )
     p.add_argument(
         "--resume",
         type=Path,
@@ -190,7 +253,10 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
         help="--suite/--real: also read the one-op sets with OCR (doubles the run time)",
     )
     p.add_argument(
-        "--split", default="heldout-writers", choices=("heldout-writers", "heldout-chars", "val")
+        "--split",
+        default="heldout-writers",
+        choices=("heldout-writers", "heldout-chars", "val"),
+        help="which glyphs: writers or characters the models never saw, or validation",
     )
     p.add_argument(
         "--damage",
@@ -210,11 +276,11 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="number of glyphs evaluated (default 500); --suite/--real: per set (default 80)",
     )
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--batch-size", type=_positive, default=64, help="glyphs per model call")
+    p.add_argument("--seed", type=int, default=0, help="seed of the glyph sample and damage")
+    p.add_argument("--device", default="auto", help="auto (GPU if any), cpu, cuda, cuda:N")
     p.add_argument("--no-ocr", action="store_true", help="skip the OCR readability judge")
-    p.add_argument("--no-baselines", action="store_true")
+    p.add_argument("--no-baselines", action="store_true", help="skip the classical baselines")
     p.add_argument("--no-per-op", action="store_true", help="skip the one-op-at-a-time sets")
     p.add_argument("--no-latency", action="store_true", help="skip the CPU latency timing")
     p.add_argument(
@@ -245,31 +311,57 @@ def _add_restore(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "restore",
         help="restore image files or folders",
-        description="Restore images of single characters (PNG/JPEG/TIFF/BMP/WebP, any polarity). "
-        "Outputs keep the input's name, size and polarity (16-bit inputs are written as 8-bit). "
-        "Exit status 1 if any input failed.",
+        description="Restore pictures of single characters (PNG/JPEG/TIFF/BMP/WebP, any polarity). "
+        "Results keep the input's name, size and polarity and go to results/ unless -o says "
+        "otherwise (16-bit inputs are written as 8-bit). A blank picture is written unchanged; "
+        "one showing several characters is refused (see restore-page). Exit status 1 if any "
+        "input failed.",
     )
     p.add_argument("inputs", nargs="+", type=Path, help="image files or folders (recursive)")
-    p.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    p.add_argument("-o", "--output", type=Path, default=Path("results"), help="output folder")
+    p.add_argument(
+        "--suffix",
+        default="",
+        help="added to each output name: NAME_SUFFIX.EXT (empty: the input's name)",
+    )
+    p.add_argument(
+        "--ext",
+        choices=("same", "png", "jpg"),
+        default="same",
+        help="output format: the input's own (same), png or jpg",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
     p.add_argument("--char", default=None, help="the character shown (for the reference channel)")
     p.add_argument(
         "--chars-csv",
         type=Path,
         default=None,
-        help="CSV with columns path,char (path or file name)",
+        help="CSV with columns path,char (path or file name); --char covers unlisted files",
     )
     p.add_argument("--model", default=None, help="model name or checkpoint (default: shipped)")
     p.add_argument("--no-reference", action="store_true", help="leave the reference channel empty")
-    p.add_argument("--backend", choices=("torch", "onnx"), default="torch")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="restore even pictures that show no ink or several characters",
+    )
+    p.add_argument(
+        "--backend", choices=("torch", "onnx"), default="torch", help="inference library"
+    )
     p.add_argument("--onnx", type=Path, default=None, help="ONNX file (implies --backend onnx)")
-    p.add_argument("--polarity", choices=("auto", "dark-on-light", "light-on-dark"), default="auto")
+    p.add_argument(
+        "--polarity",
+        choices=("auto", "dark-on-light", "light-on-dark"),
+        default="auto",
+        help="ink darker or lighter than its background (auto: detected per picture)",
+    )
     p.add_argument(
         "--side-by-side",
         action="store_true",
         help="also write NAME.compare.png (input | reference | restored)",
     )
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--batch-size", type=_positive, default=16, help="pictures per model call (≥ 1)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps")
     p.add_argument(
         "--single",
         action="store_true",
@@ -326,7 +418,7 @@ def _run_restore_page(args: argparse.Namespace) -> int:
 def _add_export(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="export a checkpoint to ONNX and check it")
     p.add_argument("checkpoint", help="checkpoint path or 'default'")
-    p.add_argument("--onnx", type=Path, required=True)
+    p.add_argument("--onnx", type=Path, required=True, help="ONNX file to write")
     p.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
     p.set_defaults(func=_run_export)
 
@@ -343,7 +435,19 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)"
     )
-    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--port", type=_port, default=8765, help="TCP port (1–65535)")
+    p.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="extra host name the page may be reached by (repeatable); the names of --host "
+        "(and localhost for a loopback address) are always allowed; requests naming any other "
+        "host, or posted from another site, are refused",
+    )
+    p.add_argument(
+        "--max-queued", type=_positive, default=4, help="jobs waiting at most (then 429)"
+    )
     p.add_argument(
         "--model",
         action="append",
@@ -351,11 +455,14 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
         metavar="[NAME=]PATH",
         help="checkpoint offered in the page (repeatable; the shipped default is always listed)",
     )
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps")
     p.add_argument("--max-upload-mb", type=float, default=10.0, help="limit per file (default 10)")
-    p.add_argument("--max-files", type=int, default=16, help="files per request (default 16)")
+    p.add_argument("--max-files", type=_positive, default=16, help="files per request (default 16)")
     p.add_argument(
-        "--log-level", default="info", choices=("critical", "error", "warning", "info", "debug")
+        "--log-level",
+        default="info",
+        choices=("critical", "error", "warning", "info", "debug"),
+        help="server log detail",
     )
     p.set_defaults(func=_run_serve)
 
@@ -369,7 +476,7 @@ def _run_serve(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- demo
 def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="restore the bundled samples and write a side-by-side PNG")
-    p.add_argument("--out", type=Path, default=Path("demo-output"))
+    p.add_argument("--out", type=Path, default=Path("demo-output"), help="output folder")
     p.set_defaults(func=_run_demo)
 
 
@@ -382,9 +489,15 @@ def _run_demo(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from restoreae import __version__
 
-    parser = argparse.ArgumentParser(prog="restoreae", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="restoreae", description=DESCRIPTION, formatter_class=_HelpFormatter
+    )
     parser.add_argument("--version", action="version", version=f"restoreae {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(
+        dest="command",
+        required=True,
+        parser_class=functools.partial(argparse.ArgumentParser, formatter_class=_HelpFormatter),
+    )
     for add in (
         _add_build_data,
         _add_preview_damage,
@@ -411,6 +524,20 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except MemoryError:
+        print(
+            "error: out of memory (try smaller inputs or a smaller --batch-size)", file=sys.stderr
+        )
+        return 1
+    except OSError as exc:  # the system's own one-line reason: disk full, permission, port in use
+        where = f"{exc.filename}: " if exc.filename else ""
+        reason = (
+            "no space left on device"
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT)
+            else (exc.strerror or str(exc)).lower()
+        )
+        print(f"error: {where}{reason}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

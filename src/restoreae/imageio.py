@@ -38,6 +38,26 @@ class ImageError(RestoreAEError):
 
 
 # --------------------------------------------------------------------------- loading
+def describe_non_file(path: Path) -> str:
+    """What an existing path that is not a regular file is: ``a folder``, ``a FIFO (named
+    pipe)``, ``a socket``, ``a device`` or ``not a regular file`` (never opened: a FIFO blocks)."""
+    import stat
+
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return "not a regular file"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
+
+
 def _describe(source: object) -> str:
     if isinstance(source, str | os.PathLike):
         return str(source)
@@ -164,6 +184,8 @@ def load_image(source: np.ndarray | Image.Image | str | os.PathLike) -> tuple[np
     elif isinstance(source, str | os.PathLike):
         path = Path(source)
         if not path.is_file():
+            if path.exists():
+                raise ImageError(f"{path}: {describe_non_file(path)}, not an image file")
             raise ImageError(f"{path}: no such file")
         try:
             data = path.read_bytes()

@@ -157,17 +157,13 @@ def _png_path(images_dir: Path, char: str, writer_id: str) -> Path:
 
 
 def _write_png(path: Path, img: np.ndarray) -> None:
-    """Write a PNG via a temporary name + rename (no fsync: a damaged file is re-rendered later)."""
+    """Write a PNG atomically, without fsync (a damaged glyph is re-rendered by the next build)."""
     ok, buf = cv2.imencode(".png", img)
     if not ok:
         raise DataError(f"cannot encode PNG {path}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        tmp.write_bytes(buf.tobytes())
-        os.replace(tmp, path)
+        atomic_write(path, buf.tobytes(), durable=False)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise DataError(f"cannot write {path}: {exc}") from exc
 
 

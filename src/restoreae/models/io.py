@@ -20,6 +20,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from restoreae.errors import DataError, RestoreAEError
+from restoreae.models.checks import check_config, check_metadata
 from restoreae.models.registry import REDEFINED, create_model, upgrade_config
 from restoreae.utils import atomic_write
 
@@ -64,7 +65,7 @@ def read_header(path: str | os.PathLike) -> tuple[dict, dict]:
         raise DataError(f"{path}: corrupt model header ({exc})") from None
     if not isinstance(config, dict) or "name" not in config:
         raise DataError(f"{path}: model header 'config' has no model name")
-    return config, metadata
+    return check_config(config, str(path)), check_metadata(metadata, str(path))
 
 
 def load_model(

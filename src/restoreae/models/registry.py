@@ -13,6 +13,7 @@ registry lookup, so that ``import restoreae.models`` stays light).
 
 from __future__ import annotations
 
+import fnmatch
 import importlib
 import inspect
 from collections.abc import Callable, Mapping
@@ -86,10 +87,14 @@ def _ensure_registered() -> None:
         importlib.import_module(mod)
 
 
-def list_models() -> list[str]:
-    """Names of all registered models, sorted."""
+def list_models(pattern: str | None = None) -> list[str]:
+    """Names of the registered models, sorted; with ``pattern`` only those matching it as a
+    shell-style wildcard (``fnmatch``, case-sensitive), as in ``timm.list_models("unet*")``."""
     _ensure_registered()
-    return sorted(_REGISTRY)
+    names = sorted(_REGISTRY)
+    if pattern is None:
+        return names
+    return [n for n in names if fnmatch.fnmatchcase(n, pattern)]
 
 
 def get_model_spec(name: str) -> ModelSpec:

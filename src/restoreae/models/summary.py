@@ -7,6 +7,7 @@ import json
 import sys
 
 import torch
+from tqdm import tqdm
 
 from restoreae.errors import ConfigError
 from restoreae.models.io import count_params, gflops
@@ -22,7 +23,10 @@ def summarize(size: int = 224, in_chans: int = 2, names: list[str] | None = None
     if size < 32 or size % 32:
         raise ConfigError(f"--size must be a positive multiple of 32, got {size}")
     rows = []
-    for name in names or list_models():
+    names = list_models() if names is None else names
+    bar = tqdm(names, desc="counting FLOPs", unit="model", file=sys.stderr, disable=None)
+    for name in bar:
+        bar.set_postfix_str(name)
         spec = get_model_spec(name)
         with torch.random.fork_rng():
             torch.manual_seed(0)
@@ -71,7 +75,14 @@ def format_rows(rows: list[dict], fmt: str, size: int) -> str:
 
 
 def models_command(args: argparse.Namespace) -> int:
-    """CLI entry: ``--size``, ``--in-chans``, ``--format table|markdown|json``."""
-    rows = summarize(args.size, args.in_chans)
+    """CLI entry: ``[PATTERN]``, ``--size``, ``--in-chans``, ``--format table|markdown|json``;
+    progress on stderr while the FLOPs are counted."""
+    pattern = getattr(args, "pattern", None)
+    names = list_models(pattern)
+    if not names:
+        raise ConfigError(
+            f"no registered model matches {pattern!r}; available: {', '.join(list_models())}"
+        )
+    rows = summarize(args.size, args.in_chans, names)
     sys.stdout.write(format_rows(rows, args.format, args.size) + "\n")
     return 0

@@ -36,7 +36,9 @@ class Backend(Protocol):
 
 def _complete_metadata(metadata: dict, config: dict | None, source: str) -> dict:
     """Fill ``img_size`` / ``in_chans`` from the model config when the metadata lacks them."""
-    meta = dict(metadata or {})
+    from restoreae.models.checks import check_metadata
+
+    meta = dict(check_metadata(dict(metadata or {}), source))
     config = config or {}
     for key in ("img_size", "in_chans"):
         if meta.get(key) is None and config.get(key) is not None:
@@ -45,6 +47,7 @@ def _complete_metadata(metadata: dict, config: dict | None, source: str) -> dict
         if meta.get(key) is None:
             raise RestoreAEError(f"{source}: model metadata lacks '{key}'")
         meta[key] = int(meta[key])
+    check_metadata(meta, source)
     if meta["in_chans"] not in (1, 2):
         raise RestoreAEError(f"{source}: in_chans must be 1 or 2, got {meta['in_chans']}")
     return meta

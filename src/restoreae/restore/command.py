@@ -1,15 +1,25 @@
 """``restoreae restore``: restore image files and folders from the command line.
 
 Inputs are files or folders (searched recursively for ``.png .jpg .jpeg .tif .tiff .bmp .webp``).
-Each restored image is written under ``--output`` with the input's file name (a folder input's
-relative path is kept) and extension when PIL can write it, else ``.png``; 16-bit inputs are
-written as 8-bit. With ``--side-by-side`` a ``NAME.compare.png`` (input | reference | restored)
-is written next to it. Writes are atomic. A bad input is reported on stderr by name and the rest
-are still restored; the exit status is 1 if any input failed, 0 otherwise.
+Each restored image is written under ``--output`` (default ``results/``) as
+``NAME[_SUFFIX].EXT`` (a folder input's relative path is kept): ``--ext same`` keeps the input's
+extension when PIL can write it (else ``.png``), ``--ext png`` / ``--ext jpg`` choose one; 16-bit
+inputs are written as 8-bit, TIFFs deflate-compressed. An existing output is replaced only with
+``--overwrite``. With ``--side-by-side`` a ``NAME.compare.png`` (input | reference | restored) is
+written next to it. Writes are atomic and durable; temporary files left in ``--output`` by a
+killed run are removed on start.
+
+Each picture must show one character: a blank one (no ink) is written unchanged with a warning,
+one showing several characters is an error (crop it, or use ``restoreae restore-page``); ``--force``
+restores them anyway. A bad input is reported on stderr by name (whatever went wrong, including
+running out of memory) and the rest are still restored; the exit status is 1 if any input failed,
+0 otherwise.
 
 The character shown in an image (for models with a reference channel) comes from ``--chars-csv``
 (columns ``path,char``; ``path`` matched as given, resolved, relative to the CSV, or by file name)
-and otherwise from ``--char``.
+and, for files the CSV does not list, from ``--char``. A file listed nowhere is an error naming it
+(with a reference model and without ``--char`` / ``--no-reference``); CSV rows that match no input
+are named with their line.
 """
 
 from __future__ import annotations
@@ -26,6 +36,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from restoreae.errors import RestoreAEError
+from restoreae.imageio import describe_non_file
+from restoreae.restore.inkcheck import NotOneCharacterError, check_one_character
 from restoreae.restore.preprocess import (
     IMAGE_EXTENSIONS,
     Prepared,
@@ -33,9 +45,17 @@ from restoreae.restore.preprocess import (
     prepare,
     to_input_polarity,
 )
-from restoreae.utils import atomic_write
+from restoreae.utils import atomic_write, clean_stale_temp_files
 
-_SAVE_OPTIONS = {"JPEG": {"quality": 95}, "WEBP": {"lossless": True}}
+_SAVE_OPTIONS = {
+    "JPEG": {"quality": 95},
+    "WEBP": {"lossless": True},
+    "TIFF": {"compression": "tiff_adobe_deflate"},
+}
+#: ``--ext`` choices: the input's own extension, or one format for every output.
+EXTENSIONS = ("same", "png", "jpg")
+#: ``--output`` when none is given (as in Real-ESRGAN's inference script).
+DEFAULT_OUTPUT = Path("results")
 
 
 # --------------------------------------------------------------------------- inputs
@@ -68,6 +88,8 @@ def collect_inputs(inputs: Iterable[str | Path]) -> tuple[list[InputItem], list[
             items.extend(InputItem(f, str(f), f.relative_to(p)) for f in found)
         elif p.is_file():
             items.append(InputItem(p, str(given), Path(p.name)))
+        elif p.exists():
+            errors.append(f"{p}: {describe_non_file(p)}, not an image file")
         else:
             errors.append(f"{p}: no such file or folder")
     return items, errors
@@ -76,17 +98,25 @@ def collect_inputs(inputs: Iterable[str | Path]) -> tuple[list[InputItem], list[
 class CharMap:
     """``path,char`` rows of a CSV: look up the character of an input file.
 
-    A header row ``path,char`` is optional. Lookup order: the path as given, the resolved path,
-    then the file name (when no two rows give one file name different characters).
+    A header row ``path,char`` is optional (any other header is an error naming the expected
+    columns). Lookup order: the path as given, the resolved path, then the file name (when no two
+    rows give one file name different characters). :meth:`unused` names the rows no lookup
+    matched, with their line numbers.
     """
 
     def __init__(self, csv_path: str | Path) -> None:
         from restoreae.restore.api import validate_char
 
         self.csv_path = Path(csv_path)
-        self.by_path: dict[str, str] = {}
-        self.by_resolved: dict[Path, str] = {}
-        self.by_name: dict[str, str | None] = {}
+        self.by_path: dict[str, tuple[str, int]] = {}
+        self.by_resolved: dict[Path, tuple[str, int]] = {}
+        self.by_name: dict[str, tuple[str, int] | None] = {}
+        self.lines: dict[int, str] = {}  # line number → path as written
+        self.used: set[int] = set()
+        if self.csv_path.exists() and not self.csv_path.is_file():
+            raise RestoreAEError(
+                f"{self.csv_path}: --chars-csv is {describe_non_file(self.csv_path)}, not a CSV file"
+            )
         try:
             text = self.csv_path.read_text(encoding="utf-8-sig")
         except FileNotFoundError:
@@ -101,48 +131,66 @@ class CharMap:
         for lineno, row in enumerate(rows, start=1):
             if not row or all(not c.strip() for c in row):
                 continue
-            if lineno == 1 and [c.strip().lower() for c in row] == ["path", "char"]:
+            cells = [c.strip() for c in row]
+            if lineno == 1 and [c.lower() for c in cells] == ["path", "char"]:
                 continue
+            if lineno == 1 and (len(cells) != 2 or len(cells[1]) > 1) and cells[0]:
+                raise RestoreAEError(
+                    f"{self.csv_path}:1: expected the columns path,char (a header line "
+                    f"'path,char' is optional), got {','.join(cells)!r}"
+                )
             if len(row) != 2:
                 raise RestoreAEError(
                     f"{self.csv_path}:{lineno}: expected 2 columns path,char, got {len(row)}: {row}"
                 )
-            path, char = row[0].strip(), row[1]
+            path, char = cells[0], row[1]
             if not path:
                 raise RestoreAEError(f"{self.csv_path}:{lineno}: empty path")
             try:
                 char = validate_char(char)
             except RestoreAEError as exc:
                 raise RestoreAEError(f"{self.csv_path}:{lineno}: {exc}") from None
-            self.by_path[path] = char
+            entry = (char, lineno)
+            self.lines[lineno] = path
+            self.by_path[path] = entry
             for cand in (Path(path), base / path):
-                self.by_resolved[cand.resolve()] = char
+                self.by_resolved[cand.resolve()] = entry
             name = Path(path).name
-            if name in self.by_name and self.by_name[name] != char:
+            if name in self.by_name and (self.by_name[name] or ("",))[0] != char:
                 self.by_name[name] = None  # ambiguous file name
             else:
-                self.by_name[name] = char
+                self.by_name[name] = entry
         if not self.by_path:
             raise RestoreAEError(f"{self.csv_path}: no path,char rows")
 
     def lookup(self, path: Path, given: str | None = None) -> str | None:
         """The character of ``path`` (None when the CSV does not list it)."""
+        entry = None
         if given is not None and given in self.by_path:
-            return self.by_path[given]
-        if str(path) in self.by_path:
-            return self.by_path[str(path)]
-        resolved = path.resolve()
-        if resolved in self.by_resolved:
-            return self.by_resolved[resolved]
-        if path.name in self.by_name:
-            char = self.by_name[path.name]
-            if char is None:
+            entry = self.by_path[given]
+        elif str(path) in self.by_path:
+            entry = self.by_path[str(path)]
+        elif path.resolve() in self.by_resolved:
+            entry = self.by_resolved[path.resolve()]
+        elif path.name in self.by_name:
+            entry = self.by_name[path.name]
+            if entry is None:
                 raise RestoreAEError(
                     f"{path}: {self.csv_path} lists file name {path.name!r} with different "
                     "characters; give its path instead"
                 )
-            return char
-        return None
+        if entry is None:
+            return None
+        self.used.add(entry[1])
+        return entry[0]
+
+    def unused(self) -> list[str]:
+        """``CSV:LINE: 'path' matches none of the inputs`` for each row no lookup matched."""
+        return [
+            f"{self.csv_path}:{n}: {p!r} matches none of the inputs"
+            for n, p in sorted(self.lines.items())
+            if n not in self.used
+        ]
 
     def __len__(self) -> int:
         return len(self.by_path)
@@ -156,6 +204,24 @@ def output_suffix(suffix: str) -> tuple[str, str]:
     if fmt is not None and fmt in Image.SAVE:
         return suffix, fmt
     return ".png", "PNG"
+
+
+def output_path(
+    item: InputItem, out_dir: Path, suffix: str = "", ext: str = "same"
+) -> tuple[Path, str]:
+    """``(path, PIL format)`` of the restored ``item``: ``out_dir/REL_DIR/STEM[_SUFFIX].EXT``.
+
+    ``ext``: ``same`` (the input's extension when PIL can write it, else ``.png``), ``png`` or
+    ``jpg``.
+    """
+    if ext == "same":
+        ext_suffix, fmt = output_suffix(item.path.suffix)
+    elif ext in ("png", "jpg"):
+        ext_suffix, fmt = f".{ext}", ("PNG" if ext == "png" else "JPEG")
+    else:
+        raise RestoreAEError(f"--ext must be one of {', '.join(EXTENSIONS)}, got {ext!r}")
+    stem = item.rel.stem + (f"_{suffix}" if suffix else "")
+    return out_dir / item.rel.parent / f"{stem}{ext_suffix}", fmt
 
 
 def save_image(arr: np.ndarray, path: str | Path, fmt: str | None = None) -> Path:
@@ -192,7 +258,8 @@ def side_by_side(
             scaled.append(np.full((height, height), 200, np.uint8))
             continue
         ph, pw = panel.shape[:2]
-        scale = height / max(ph, pw) if square else height / ph
+        # Aspect kept, but a panel is never wider than 8 heights (a 1×20000 strip stays small).
+        scale = height / max(ph, pw) if square else min(height / ph, 8 * height / pw)
         nh, nw = max(1, round(ph * scale)), max(1, round(pw * scale))
         resample = Image.Resampling.LANCZOS if scale < 1 else Image.Resampling.NEAREST
         img = np.asarray(Image.fromarray(panel).resize((nw, nh), resample))
@@ -200,6 +267,11 @@ def side_by_side(
             cell = np.full((height, height), 200, np.uint8)
             top, left = (height - nh) // 2, (height - nw) // 2
             cell[top : top + nh, left : left + nw] = img
+            img = cell
+        if img.shape[0] != height:  # a panel shorter than ``height``: centred on grey
+            cell = np.full((height, img.shape[1], *img.shape[2:]), 200, np.uint8)
+            top = (height - img.shape[0]) // 2
+            cell[top : top + img.shape[0]] = img
             img = cell
         scaled.append(img)
     total_w = sum(p.shape[1] for p in scaled) + pad * (len(scaled) + 1)
@@ -258,10 +330,34 @@ def _unique_dest(dest: Path, used: set[Path]) -> Path:
     return cand
 
 
+def _describe_failure(path: Path, exc: BaseException) -> str:
+    """One line for a file that could not be restored (no traceback)."""
+    if isinstance(exc, RestoreAEError):
+        msg = str(exc)
+        return msg if str(path) in msg else f"{path}: {msg}"
+    if isinstance(exc, MemoryError):
+        return f"{path}: not enough memory to restore this picture (skipped)"
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f" {exc.filename}" if exc.filename and str(exc.filename) != str(path) else ""
+        return f"{path}: cannot write{where} ({exc.strerror.lower()})"
+    return f"{path}: cannot restore ({type(exc).__name__}: {exc})"
+
+
+def _run_batch(restorer, inputs: list[np.ndarray]) -> np.ndarray | None:
+    """The model's output for a batch, or None when it fails (the caller retries one by one)."""
+    try:
+        return restorer.run(np.stack(inputs))
+    except (MemoryError, RuntimeError):
+        if len(inputs) == 1:
+            raise
+        return None
+
+
 def restore_command(args: argparse.Namespace) -> int:
     """Run ``restoreae restore``; returns 0 when every input was restored, 1 otherwise."""
     from tqdm import tqdm
 
+    from restoreae.devices import check_device
     from restoreae.restore.api import Restorer, validate_char
 
     default_char = validate_char(args.char) if getattr(args, "char", None) else None
@@ -269,13 +365,22 @@ def restore_command(args: argparse.Namespace) -> int:
     onnx_path = getattr(args, "onnx", None)
     backend = "onnx" if onnx_path is not None else getattr(args, "backend", "torch")
     polarity = getattr(args, "polarity", "auto") or "auto"
-    batch_size = int(getattr(args, "batch_size", 16) or 16)
-    if batch_size < 1:
-        raise RestoreAEError(f"--batch-size must be ≥ 1, got {batch_size}")
+    batch_size = getattr(args, "batch_size", 16)
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise RestoreAEError(f"--batch-size must be a whole number ≥ 1, got {batch_size!r}")
     no_reference = bool(getattr(args, "no_reference", False))
     side = bool(getattr(args, "side_by_side", False))
     single = bool(getattr(args, "single", False))
-    out_dir = Path(args.output)
+    force = bool(getattr(args, "force", False))
+    overwrite = bool(getattr(args, "overwrite", False))
+    suffix = str(getattr(args, "suffix", "") or "")
+    if any(c in suffix for c in "/\\") or suffix in (".", ".."):
+        raise RestoreAEError(f"--suffix must not contain a path separator, got {suffix!r}")
+    ext = getattr(args, "ext", "same") or "same"
+    if ext not in EXTENSIONS:
+        raise RestoreAEError(f"--ext must be one of {', '.join(EXTENSIONS)}, got {ext!r}")
+    device = check_device(getattr(args, "device", "cpu") or "cpu")
+    out_dir = Path(args.output) if getattr(args, "output", None) is not None else DEFAULT_OUTPUT
     if out_dir.exists() and not out_dir.is_dir():
         raise RestoreAEError(f"{out_dir}: --output exists and is not a folder")
 
@@ -283,11 +388,12 @@ def restore_command(args: argparse.Namespace) -> int:
     restorer = Restorer(
         getattr(args, "model", None),
         backend=backend,
-        device=getattr(args, "device", "cpu") or "cpu",
+        device=device,
         onnx_path=onnx_path,
     )
+    stale = clean_stale_temp_files(out_dir, recursive=True)
     used: set[Path] = set()
-    written = 0
+    written = unchanged = 0
     with (
         tqdm(total=len(items), unit="img", disable=None, file=sys.stderr) as bar,
         warnings.catch_warnings(),
@@ -303,6 +409,10 @@ def restore_command(args: argparse.Namespace) -> int:
 
         warnings.simplefilter("default", UserWarning)
         warnings.showwarning = show
+        if stale:
+            report.warning(
+                f"removed {len(stale)} temporary file(s) left in {out_dir} by an interrupted run"
+            )
         for msg in input_errors:
             report.error(msg)
         for start in range(0, len(items), batch_size):
@@ -311,31 +421,65 @@ def restore_command(args: argparse.Namespace) -> int:
             inputs: list[np.ndarray] = []
             for item in chunk:
                 try:
-                    suffix, fmt = output_suffix(item.path.suffix)
-                    dest = _unique_dest((out_dir / item.rel).with_suffix(suffix), used)
+                    dest, fmt = output_path(item, out_dir, suffix, ext)
+                    dest = _unique_dest(dest, used)
                     if dest.resolve() == item.path.resolve():
                         raise RestoreAEError(f"{item.path}: output would overwrite the input")
+                    if dest.exists() and not overwrite:
+                        raise RestoreAEError(
+                            f"{item.path}: {dest} exists; pass --overwrite to replace it "
+                            "(or --suffix / -o to write elsewhere)"
+                        )
                     char = charmap.lookup(item.path, item.given) if charmap else None
                     char = char or default_char
+                    if (
+                        charmap is not None
+                        and char is None
+                        and restorer.uses_reference
+                        and not no_reference
+                    ):
+                        raise RestoreAEError(
+                            f"{item.path}: not listed in {charmap.csv_path}; add a line "
+                            f"'{item.given},<char>', or pass --char for unlisted files or "
+                            "--no-reference"
+                        )
                     grey, info = load_image(item.path)
-                    if not single:
+                    if not force:
+                        try:
+                            check_one_character(grey, str(item.path))
+                        except NotOneCharacterError as exc:
+                            if exc.count != 0:  # several: check_single_character says it
+                                pass
+                            elif dest.suffix.lower() == item.path.suffix.lower():
+                                atomic_write(dest, item.path.read_bytes())  # byte for byte
+                            else:
+                                rgb = info.get("rgb")
+                                save_image(grey if rgb is None else rgb, dest, fmt)
+                            if exc.count == 0:
+                                unchanged += 1
+                                report.warning(f"{exc}: written unchanged (--force restores it)")
+                                bar.update(1)
+                                continue
+                    if not (single or force):
                         check_single_character(grey, item.path)
                     prep = prepare(grey, restorer.img_size, polarity)
                     prep.colour = info.get("rgb")
                     x = restorer.model_input(prep, char, use_reference=not no_reference)
-                except RestoreAEError as exc:
-                    msg = str(exc)
-                    report.error(msg if str(item.path) in msg else f"{item.path}: {msg}")
+                except (Exception, MemoryError) as exc:  # noqa: BLE001 - reported per file
+                    report.error(_describe_failure(item.path, exc))
                     bar.update(1)
                     continue
                 ready.append((item, prep, None if no_reference else char, dest, fmt))
                 inputs.append(x)
             if not ready:
                 continue
-            restored = restorer.run(np.stack(inputs))
+            restored = _run_batch(restorer, inputs)
             for i, (item, prep, char, dest, fmt) in enumerate(ready):
                 try:
-                    out = restorer.finish(prep, restored[i])
+                    out_i = (
+                        restored[i] if restored is not None else restorer.run(inputs[i][None])[0]
+                    )
+                    out = restorer.finish(prep, out_i)
                     save_image(out, dest, fmt)
                     if side:
                         ref = None
@@ -351,12 +495,17 @@ def restore_command(args: argparse.Namespace) -> int:
                         )
                         save_image(panel, dest.with_name(f"{dest.stem}.compare.png"), "PNG")
                     written += 1
-                except (RestoreAEError, OSError, ValueError) as exc:
-                    report.error(f"{item.path}: cannot write {dest} ({exc})")
+                except (Exception, MemoryError) as exc:  # noqa: BLE001 - reported per file
+                    report.error(_describe_failure(item.path, exc))
                 bar.update(1)
+            del inputs, ready
+        if charmap is not None:
+            for msg in charmap.unused():
+                report.warning(msg)
     failed = len(report.failed)
     print(
         f"restored {written} of {len(items)} image(s) into {out_dir}"
+        + (f"; {unchanged} written unchanged (no ink)" if unchanged else "")
         + (f"; {failed} failed" if failed else ""),
         file=sys.stdout,
     )

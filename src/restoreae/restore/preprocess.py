@@ -154,12 +154,15 @@ def prepare(grey: np.ndarray, size: int, polarity: Polarity = "auto") -> Prepare
         half = max(x1 - cx, cx - x0, y1 - cy, cy - y0) + pad
         side = max(h, w, int(np.ceil(2.0 * half)))
         sx0, sy0 = int(np.floor(cx - side / 2.0)), int(np.floor(cy - side / 2.0))
-    square = np.zeros((side, side), np.uint8)
     ix0, iy0 = max(sx0, 0), max(sy0, 0)
     ix1, iy1 = min(sx0 + side, w), min(sy0 + side, h)
-    square[iy0 - sy0 : iy1 - sy0, ix0 - sx0 : ix1 - sx0] = norm[iy0:iy1, ix0:ix1]
-    interp = cv2.INTER_AREA if side >= size else cv2.INTER_CUBIC
-    glyph = cv2.resize(square, (size, size), interpolation=interp)
+    if _square_fits(side, h, w, size):
+        square = np.zeros((side, side), np.uint8)
+        square[iy0 - sy0 : iy1 - sy0, ix0 - sx0 : ix1 - sx0] = norm[iy0:iy1, ix0:ix1]
+        interp = cv2.INTER_AREA if side >= size else cv2.INTER_CUBIC
+        glyph = cv2.resize(square, (size, size), interpolation=interp)
+    else:  # a long thin picture: never build its side×side square
+        glyph = _shrink_into_square(norm[iy0:iy1, ix0:ix1], (ix0 - sx0, iy0 - sy0), side, size)
     return Prepared(
         norm=norm,
         glyph=np.ascontiguousarray(glyph, dtype=np.uint8),
@@ -172,23 +175,98 @@ def prepare(grey: np.ndarray, size: int, polarity: Polarity = "auto") -> Prepare
     )
 
 
-# --------------------------------------------------------------------------- inverse mapping
-def _feather(side: int) -> np.ndarray:
-    """Blend weights (side, side) float32: 1 inside the square, ramping to 0 over its outer
-    :data:`FEATHER` band, so the restored square meets the untouched surroundings without a seam.
-    (Where the square extends beyond the image, the ramp falls outside and is never used.)"""
+def _square_fits(side: int, h: int, w: int, size: int) -> bool:
+    """Whether a side×side working square is affordable: at most 4× the input's own pixels (or
+    4 S×S). Larger squares (a 1×20000 strip gives a 20000² one) take the bounded paths, whose
+    memory grows with the input's real size only."""
+    return side * side <= 4 * max(h * w, size * size)
+
+
+def _shrink_into_square(
+    region: np.ndarray, offset: tuple[int, int], side: int, size: int
+) -> np.ndarray:
+    """The S×S glyph of a side×side square holding ``region`` (uint8) at ``offset`` (x, y) on a
+    zero background, built without allocating the square: the region alone is resized."""
+    scale = size / side
+    rh, rw = region.shape
+    gx0 = min(size - 1, int(np.floor(offset[0] * scale)))
+    gy0 = min(size - 1, int(np.floor(offset[1] * scale)))
+    gw = max(1, min(size - gx0, int(round(rw * scale))))
+    gh = max(1, min(size - gy0, int(round(rh * scale))))
+    glyph = np.zeros((size, size), np.uint8)
+    glyph[gy0 : gy0 + gh, gx0 : gx0 + gw] = cv2.resize(
+        region, (gw, gh), interpolation=cv2.INTER_AREA
+    )
+    return glyph
+
+
+def _square_to_region(
+    img: np.ndarray, side: int, offset: tuple[int, int], shape: tuple[int, int]
+) -> np.ndarray:
+    """The part of ``img`` (float32 (S, S)) scaled to side×side that lies at ``offset`` (x, y)
+    with ``shape`` (h, w): float32 (h, w), computed without building the side×side image."""
+    s = img.shape[0] / side
+    m = np.array(
+        [[s, 0.0, (offset[0] + 0.5) * s - 0.5], [0.0, s, (offset[1] + 0.5) * s - 0.5]], np.float64
+    )
+    return cv2.warpAffine(
+        img,
+        m,
+        (shape[1], shape[0]),
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
+
+
+def _feather_region(side: int, offset: tuple[int, int], shape: tuple[int, int]) -> np.ndarray:
+    """Blend weights of a side×side square — 1 inside, ramping to 0 over its outer
+    :data:`FEATHER` band, so the restored square meets the untouched surroundings without a
+    seam — cut to ``shape`` (h, w) at ``offset`` (x, y): float32, built from its two ramps."""
     band = max(1.0, FEATHER * side)
-    c = np.arange(side, dtype=np.float32) + 0.5
-    ramp = np.clip(np.minimum(c, side - c) / band, 0.0, 1.0)
-    return (ramp[:, None] * ramp[None, :]).astype(np.float32)
+
+    def ramp(start: int, n: int) -> np.ndarray:
+        c = np.arange(start, start + n, dtype=np.float32) + 0.5
+        return np.clip(np.minimum(c, side - c) / band, 0.0, 1.0)
+
+    return (ramp(offset[1], shape[0])[:, None] * ramp(offset[0], shape[1])[None, :]).astype(
+        np.float32
+    )
 
 
+# --------------------------------------------------------------------------- inverse mapping
 def _resize(a: np.ndarray, side: int) -> np.ndarray:
     """float32 (S, S) → (side, side): area when shrinking, bilinear when enlarging."""
     if a.shape[0] == side:
         return a
     interp = cv2.INTER_AREA if side < a.shape[0] else cv2.INTER_LINEAR
     return cv2.resize(a, (side, side), interpolation=interp)
+
+
+def _frame_region(prep: Prepared) -> tuple[tuple[int, int], tuple[int, int]]:
+    """``((x, y) offset in the square, (h, w))`` of the part of the square inside the image."""
+    sx0, sy0, side = prep.square
+    h, w = prep.grey.shape
+    ix0, iy0 = max(sx0, 0), max(sy0, 0)
+    ix1, iy1 = min(sx0 + side, w), min(sy0 + side, h)
+    return (ix0 - sx0, iy0 - sy0), (iy1 - iy0, ix1 - ix0)
+
+
+def _to_frame(a: np.ndarray, prep: Prepared) -> np.ndarray:
+    """float32 (S, S) ``a`` enlarged to the square crop and cut to the part inside the image:
+    float32 (h', w'). Memory grows with the input's size, never with the square's (which a long
+    thin picture makes huge)."""
+    (ox, oy), (rh, rw) = _frame_region(prep)
+    side = prep.square[2]
+    h, w = prep.grey.shape
+    if not _square_fits(side, h, w, a.shape[0]):
+        return _square_to_region(a.astype(np.float32), side, (ox, oy), (rh, rw))
+    return _resize(a, side)[oy : oy + rh, ox : ox + rw]
+
+
+def _feather_frame(prep: Prepared) -> np.ndarray:
+    """The square's blend weights (:func:`_feather_region`), cut like :func:`_to_frame`."""
+    offset, shape = _frame_region(prep)
+    return _feather_region(prep.square[2], offset, shape)
 
 
 def change_mask(restored: np.ndarray, glyph: np.ndarray) -> np.ndarray:
@@ -265,9 +343,8 @@ def finish(
     h, w = prep.grey.shape
     ix0, iy0 = max(sx0, 0), max(sy0, 0)
     ix1, iy1 = min(sx0 + side, w), min(sy0 + side, h)
-    sl = np.s_[iy0 - sy0 : iy1 - sy0, ix0 - sx0 : ix1 - sx0]
-    m_big = (_resize(m, side) * _feather(side))[sl]
-    r_big = _resize(r, side)[sl]
+    m_big = _to_frame(m, prep) * _feather_frame(prep)
+    r_big = _to_frame(r, prep)
     if colour is not None and colour.shape[:2] != (h, w):
         raise RestoreAEError(f"colour image {colour.shape[:2]} does not match the grey {h, w}")
     src_full = prep.grey[..., None] if colour is None else colour

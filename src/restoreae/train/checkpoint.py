@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from restoreae.errors import RestoreAEError
-from restoreae.utils import atomic_write
+from restoreae.utils import atomic_write, clean_stale_temp_files
 
 STATE_FORMAT = 1
 
@@ -90,14 +90,9 @@ _BEST_RE = re.compile(r"^best-(\d+)\.safetensors$")
 
 def clean_temp_files(paths: RunPaths) -> list[Path]:
     """Delete temporary files left by a process killed mid-write; return what was removed."""
-    removed = []
+    removed: list[Path] = []
     for folder in (paths.root, paths.weights_dir, paths.state_dir):
-        if not folder.is_dir():
-            continue
-        for f in folder.iterdir():
-            if f.is_file() and (f.name.endswith(".tmp") or ".tmp-" in f.name):
-                f.unlink(missing_ok=True)
-                removed.append(f)
+        removed += clean_stale_temp_files(folder)
     return removed
 
 
@@ -204,14 +199,50 @@ def save_state(path: Path, state: dict[str, Any]) -> None:
 
 
 def load_state(path: Path) -> dict[str, Any]:
-    """Load a training state written by :func:`save_state`; CheckpointError names the file."""
+    """Load a training state written by :func:`save_state`; CheckpointError names the file.
+
+    The file is checked before PyTorch reads it, so an empty, truncated or foreign file gets a
+    message saying which (never PyTorch's advice to unpickle untrusted data).
+    """
     path = Path(path)
     if not path.is_file():
+        if path.exists():
+            raise CheckpointError(f"training state '{path}' is a folder, not a file")
         raise CheckpointError(f"training state '{path}' not found")
+    resume_hint = "delete it to start the run over, or resume from another state file"
+    size = path.stat().st_size
+    if size == 0:
+        raise CheckpointError(
+            f"training state '{path}' is empty (0 bytes): it was never written completely; "
+            + resume_hint
+        )
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic != b"PK\x03\x04":
+        raise CheckpointError(
+            f"training state '{path}' is not a PyTorch checkpoint (it does not start like one: "
+            "a different or damaged file); " + resume_hint
+        )
+    try:
+        with zipfile.ZipFile(path) as zf:
+            damaged = zf.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+        damaged = "(its index)"
+    if damaged is not None:
+        raise CheckpointError(
+            f"training state '{path}' is truncated or damaged ({size} bytes; {damaged} does not "
+            "read back); " + resume_hint
+        )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError) as exc:
-        raise CheckpointError(f"training state '{path}' is unreadable ({exc})") from None
+    except pickle.UnpicklingError:
+        raise CheckpointError(
+            f"training state '{path}' holds objects other than tensors and plain data: not a "
+            "restoreae training state, or from an incompatible version"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"training state '{path}' is unreadable ({reason})") from None
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise CheckpointError(f"'{path}' is not a restoreae training state")
     return state
