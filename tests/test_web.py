@@ -85,8 +85,15 @@ def client(tiny_model: Path):
     from restoreae.web.app import create_app
 
     app = create_app({"tiny": tiny_model}, max_upload_bytes=200_000, max_files=3)
-    with TestClient(app) as c:
+    with TestClient(app, base_url="http://127.0.0.1:8765") as c:
         yield c
+
+
+def fetch_png(client, url: str) -> np.ndarray:
+    """GET a result image URL → uint8 (H, W) grey."""
+    r = client.get(url)
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png", r.text
+    return decode_png(r.content)
 
 
 def post(client, files: list[tuple[str, bytes]], **fields: str):
@@ -120,9 +127,9 @@ def test_restore_good_file(client) -> None:
     assert res["ok"] and res["error"] is None and res["name"] == "永-rubbing.png"
     assert res["char"] == CHAR and (res["width"], res["height"]) == (SIZE, SIZE)
     given = decode_png(data)
-    shown = decode_png(res["images"]["input"])
-    restored = decode_png(res["images"]["restored"])
-    reference = decode_png(res["images"]["reference"])
+    shown = fetch_png(client, res["images"]["input"])
+    restored = fetch_png(client, res["images"]["restored"])
+    reference = fetch_png(client, res["images"]["reference"])
     np.testing.assert_array_equal(shown, given)
     assert restored.shape == given.shape == reference.shape
     # the model ran: the (untrained) model's changes show, composited into the input
@@ -208,7 +215,7 @@ def test_chars_one_per_file(client) -> None:
     files = [("a.png", damaged_glyph_png("永")), ("b.png", damaged_glyph_png("和"))]
     job = post(client, files, char="永 和", wait="1").json()
     assert [x["char"] for x in job["results"]] == ["永", "和"]
-    refs = [decode_png(x["images"]["reference"]) for x in job["results"]]
+    refs = [fetch_png(client, x["images"]["reference"]) for x in job["results"]]
     assert not np.array_equal(refs[0], refs[1])
 
 
@@ -262,7 +269,7 @@ def test_browser_restores_a_glyph(page, server: str, tmp_path: Path) -> None:
     assert page.is_hidden("#error-box")
     assert "1 / 1" in page.inner_text("#progress-text")
     restored_url = page.get_attribute(".result.ok img.restored", "src")
-    restored = decode_png(restored_url)
+    restored = decode_png(page.request.get(server + restored_url).body())
     given = decode_png(src.read_bytes())
     assert restored.shape == given.shape
     # the model ran: the (untrained) model's changes show, composited into the input

@@ -365,9 +365,14 @@ def unused_parameters(model: nn.Module, in_chans: int, img_size: int) -> list[st
 
 
 def parameter_digest(model: nn.Module) -> str:
-    """sha256 (first 16 hex digits) of all parameters and buffers, in state_dict order."""
+    """sha256 (first 16 hex digits) of the parameters, in ``named_parameters`` order.
+
+    Buffers are left out on purpose: under DDP each rank updates its own BatchNorm running
+    statistics in its forward pass (rank 0's are broadcast at the start of the next forward
+    only), so after the last step they differ between ranks that are perfectly in sync.
+    """
     h = hashlib.sha256()
-    for name, t in model.state_dict().items():
+    for name, t in model.named_parameters():
         h.update(name.encode())
         h.update(t.detach().to("cpu").contiguous().numpy().tobytes())
     return h.hexdigest()[:16]

@@ -1,40 +1,58 @@
 """`restoreae serve`: a small local FastAPI app with one HTML page for restoring characters.
 
-Endpoints:
+Endpoints (also described by the OpenAPI page at ``/docs`` and ``/openapi.json``):
 
 - ``GET /``: the page (``static/index.html``; its CSS and JS are under ``/static/``).
-- ``GET /api/models``: the models the page can pick from and the upload limits.
+- ``GET /api/models``: the models the page can pick from and the limits (bytes per file, files
+  per request, pixels per side, jobs waiting).
+- ``GET /api/samples``: the bundled example pictures (``/samples/NAME``) and their characters.
 - ``POST /api/restore``: multipart form with one or more ``files``, an optional ``char`` (one
   character for every file, or one per file in order) and an optional ``model`` name. Answers
   ``202`` with a job (see below) at once; with the form field ``wait=1`` it answers ``200`` with
-  the finished job instead.
+  the finished job instead. ``429`` with ``Retry-After`` (seconds) when ``max_queued`` jobs are
+  already waiting.
 - ``GET /api/jobs/{id}``: the job: ``status`` (``queued`` | ``running`` | ``done``), ``done`` of
-  ``total`` files, a ``stage`` line, and ``results`` (one per file in upload order, ``null`` while
-  pending). A result has ``name``, ``ok``, ``error`` (a message naming the file) or ``images``
-  (``input``, ``reference`` or ``null``, ``restored``: PNG data URLs) and ``download`` (a URL).
+  ``total`` files, ``failed``, a ``stage`` line, and ``results`` (one per file in upload order,
+  ``null`` while pending). A result has ``name``, ``ok``, ``error`` / ``error_zh`` (a message
+  naming the file, in English and Chinese) or ``images`` (URLs of the ``input``, ``reference`` or
+  ``null``, and ``restored`` PNGs) and ``download`` (a URL).
+- ``GET /api/jobs/{id}/files/{index}/{input|reference|restored}.png``: one image of a result.
+- ``GET /api/jobs/{id}/zip``: every restored image of a job in one ZIP file.
 - ``GET /download/{id}/{index}``: the restored image of one file as a PNG attachment.
 - Page mode (whole pages: find the characters, correct them, restore again): see
   :mod:`restoreae.web.pages`.
 
 Uploads are checked by decoding (never by file name): PNG, JPEG, TIFF, BMP, WebP or GIF, at most
 ``max_upload_bytes`` per file, ``max_files`` per request and ``MAX_IMAGE_SIDE`` pixels per side.
-Inference runs in a thread pool, so the server keeps answering while it works. The server binds to
-127.0.0.1 unless told otherwise.
+Inference runs in a thread pool, so the server keeps answering while it works. What the server
+holds is bounded: ``max_queued`` jobs waiting, ``MAX_JOB_BYTES`` of result images per job,
+``MAX_KEPT_JOBS`` finished jobs and ``MAX_STORED_BYTES`` of result images in all (the oldest
+finished jobs are dropped first).
+
+The server binds to 127.0.0.1 unless told otherwise and answers only requests whose ``Host`` is
+one of ``allowed_hosts`` (its own names: DNS rebinding gets 403); a request that changes state
+(POST) from another site's page (``Origin`` or ``Sec-Fetch-Site`` says so) gets 403 too. Every
+response carries ``Content-Security-Policy``, ``X-Content-Type-Options: nosniff``,
+``X-Frame-Options: DENY`` and ``Referrer-Policy: no-referrer``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
+import csv
 import io
 import ipaddress
 import logging
+import math
+import socket
 import threading
 import time
 import uuid
 import warnings
+import zipfile
 from collections import OrderedDict
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -52,52 +70,105 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from restoreae.errors import DataError, RestoreAEError
 from restoreae.restore.api import Restorer, validate_char
+from restoreae.restore.inkcheck import count_characters
 from restoreae.restore.preprocess import load_image, to_input_polarity
 
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
 SHIPPED_MODEL = Path(__file__).resolve().parent.parent / "pretrained" / "default.safetensors"
+ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 DEFAULT_MAX_FILES = 16
 MAX_IMAGE_SIDE = 4096
+#: Finished jobs kept for polling and download (the oldest are dropped first).
 MAX_KEPT_JOBS = 32
+#: Jobs waiting for the worker (not counting the one it works on); more get 429.
+DEFAULT_MAX_QUEUED = 2
+#: Result images (PNG bytes) one job may hold; a file whose images would pass it fails.
+MAX_JOB_BYTES = 96 * 1024 * 1024
+#: Result images held by all kept jobs together (the oldest finished jobs are dropped first).
+MAX_STORED_BYTES = 256 * 1024 * 1024
+#: Host names a loopback server answers to (plus the address it is bound to).
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+#: The page's own resources only; images may be data or blob URLs (drag-and-drop previews).
+PAGE_CSP = (
+    "default-src 'self'; img-src 'self' data: blob:; script-src 'self'; style-src 'self'; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+#: FastAPI's /docs page loads Swagger UI from its CDN and starts it with an inline script.
+DOCS_CSP = (
+    "default-src 'self'; img-src 'self' data: https://fastapi.tiangolo.com; "
+    "script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    "style-src 'self' https://cdn.jsdelivr.net; object-src 'none'; base-uri 'none'; "
+    "frame-ancestors 'none'"
+)
 #: Pillow decoders the page accepts; others (EPS, PDF, ...) are never tried.
 IMAGE_FORMATS = ("PNG", "JPEG", "TIFF", "BMP", "WEBP", "GIF")
 
 
 # --------------------------------------------------------------------------- images
+class PageError(DataError):
+    """A message in the page's own terms (no command-line flags, no server paths), in English
+    (``str(exc)``) and Chinese (``exc.zh``)."""
+
+    def __init__(self, message: str, zh: str) -> None:
+        super().__init__(message)
+        self.zh = zh
+
+
 def decode_image(data: bytes, name: str, max_side: int = MAX_IMAGE_SIDE) -> np.ndarray:
     """Decode uploaded bytes into a grey image: ``uint8 (H, W)``, 0–255, polarity as given.
 
     Only :data:`IMAGE_FORMATS` decoders are tried (the content decides, not the file name); the
     pixels are converted as the CLI does (``restoreae.restore.preprocess.load_image``: alpha
     flattened onto a contrasting background, 16-bit scaled, EXIF orientation applied). Raises
-    :class:`DataError` naming ``name`` when the bytes are empty, not an image of an accepted
-    format, damaged, or larger than ``max_side`` pixels on a side.
+    :class:`PageError` naming ``name`` when the bytes are empty, not an image of an accepted
+    format, damaged, or larger than ``max_side`` pixels on a side (a decompression bomb, whose
+    header declares far more pixels than its bytes hold, is called too large, not damaged).
     """
+    too_big = (
+        f"{name}: the image is too large: at most {max_side}×{max_side} pixels",
+        f"{name}：图像过大，每边最多 {max_side} 像素",
+    )
     if not data:
-        raise DataError(f"{name}: the file is empty")
+        raise PageError(f"{name}: the file is empty", f"{name}：文件是空的")
     try:
-        with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as im:
-            w, h = im.size
-            if max(w, h) > max_side:
-                raise DataError(
-                    f"{name}: the image is {w}×{h} pixels; the limit is {max_side} per side"
-                )
-            im.load()
-            grey, _info = load_image(im)
-            return grey
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as im:
+                w, h = im.size
+                if max(w, h) > max_side:
+                    raise PageError(
+                        f"{name}: the image is {w}×{h} pixels; the limit is {max_side} per side",
+                        f"{name}：图像为 {w}×{h} 像素，每边最多 {max_side} 像素",
+                    )
+                im.load()
+                grey, _info = load_image(im)
+                return grey
+    except PageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise PageError(*too_big) from None
     except UnidentifiedImageError:
-        raise DataError(
+        raise PageError(
             f"{name}: not an image (accepted: {', '.join(IMAGE_FORMATS)}); "
-            "the content was checked, not the file name"
+            "the content was checked, not the file name",
+            f"{name}：不是图像文件（接受 {', '.join(IMAGE_FORMATS)}）",
         ) from None
     except RestoreAEError as exc:
         msg = str(exc)
-        raise DataError(msg if name in msg else f"{name}: {msg}") from None
-    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
-        raise DataError(f"{name}: the image is damaged and cannot be decoded ({exc})") from None
+        raise PageError(
+            msg if name in msg else f"{name}: {msg}", f"{name}：无法读取此图像"
+        ) from None
+    except MemoryError:
+        raise PageError(*too_big) from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise PageError(
+            f"{name}: the image is damaged and cannot be decoded ({exc})",
+            f"{name}：图像已损坏，无法解码",
+        ) from None
 
 
 def png_bytes(grey: np.ndarray) -> bytes:
@@ -105,11 +176,6 @@ def png_bytes(grey: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(grey, dtype=np.uint8), mode="L").save(buf, format="PNG")
     return buf.getvalue()
-
-
-def png_data_url(png: bytes) -> str:
-    """PNG bytes → ``data:image/png;base64,...``."""
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
 def parse_chars(text: str | None, n_files: int) -> list[str | None]:
@@ -123,17 +189,21 @@ def parse_chars(text: str | None, n_files: int) -> list[str | None]:
     for c in chars:
         try:
             validate_char(c)
-        except RestoreAEError as exc:
-            raise DataError(f"char: {exc}") from None
+        except RestoreAEError:
+            raise PageError(
+                f"character: {c!r} is not a Chinese character (CJK ideograph)",
+                f"字：{c!r} 不是汉字",
+            ) from None
     if not chars:
         return [None] * n_files
     if len(chars) == 1:
         return [chars[0]] * n_files
     if len(chars) == n_files:
         return list(chars)
-    raise DataError(
-        f"char: give one character for all files or one per file "
-        f"({n_files} file(s), {len(chars)} characters given)"
+    raise PageError(
+        f"character: give one character for all files or one per file "
+        f"({n_files} file(s), {len(chars)} characters given)",
+        f"字：请为全部图像填一个字，或按顺序每图一字（{n_files} 个文件，{len(chars)} 个字）",
     )
 
 
@@ -142,6 +212,9 @@ def _mb(n: int) -> str:
 
 
 # --------------------------------------------------------------------------- jobs
+IMAGE_KINDS = ("input", "reference", "restored")
+
+
 @dataclass
 class FileResult:
     """The outcome for one uploaded file: PNG bytes of the images, or an error message."""
@@ -149,12 +222,26 @@ class FileResult:
     name: str
     char: str | None = None
     error: str | None = None
+    error_zh: str | None = None
     input_png: bytes | None = None
     reference_png: bytes | None = None
     restored_png: bytes | None = None
     size: tuple[int, int] | None = None  # (width, height)
     seconds: float = 0.0
     note: str | None = None
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of image data held."""
+        return sum(len(b or b"") for b in (self.input_png, self.reference_png, self.restored_png))
+
+    def png(self, kind: str) -> bytes | None:
+        """The PNG of ``kind`` (``input``, ``reference`` or ``restored``), or None."""
+        return {
+            "input": self.input_png,
+            "reference": self.reference_png,
+            "restored": self.restored_png,
+        }.get(kind)
 
     def to_json(self, job_id: str, index: int) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -163,15 +250,17 @@ class FileResult:
             "char": self.char,
             "ok": self.error is None,
             "error": self.error,
+            "error_zh": self.error_zh,
         }
         if self.error is None:
+            base = f"/api/jobs/{job_id}/files/{index}"
             out["width"], out["height"] = self.size or (0, 0)
             out["seconds"] = round(self.seconds, 4)
             out["note"] = self.note
             out["images"] = {
-                "input": png_data_url(self.input_png or b""),
-                "reference": png_data_url(self.reference_png) if self.reference_png else None,
-                "restored": png_data_url(self.restored_png or b""),
+                "input": f"{base}/input.png",
+                "reference": f"{base}/reference.png" if self.reference_png else None,
+                "restored": f"{base}/restored.png",
             }
             out["download"] = f"/download/{job_id}/{index}"
         return out
@@ -191,6 +280,16 @@ class Job:
     created: float = field(default_factory=time.time)
     future: Future | None = None
 
+    @property
+    def failed(self) -> int:
+        """Files finished with an error."""
+        return sum(1 for r in self.results if r is not None and r.error is not None)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of result images held."""
+        return sum(r.nbytes for r in self.results if r is not None)
+
     def to_json(self, skip: int = 0) -> dict[str, Any]:
         """The job as JSON; the first ``skip`` results (which a poller already has) are sent as
         ``{"index": i, "omitted": true}`` to keep each poll small."""
@@ -200,7 +299,9 @@ class Job:
             "status": self.status,
             "stage": self.stage,
             "done": self.done,
+            "failed": self.failed,
             "total": self.total,
+            "zip": f"/api/jobs/{self.id}/zip",
             "results": [
                 None
                 if r is None
@@ -219,11 +320,22 @@ class _Upload:
     too_large: int | None = None  # the size when over the limit
 
 
+class QueueFull(RestoreAEError):
+    """``max_queued`` jobs are already waiting; ``retry_after``: seconds worth waiting."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class RestoreService:
     """Holds the models (loaded lazily, cached), the worker pool and the recent jobs.
 
     ``model_paths`` maps the names shown in the page to what
     ``Restorer.from_pretrained(model=...)`` accepts (a checkpoint path or a model name).
+    Bounded: ``max_queued`` jobs waiting (:meth:`submit` raises :class:`QueueFull` beyond),
+    ``max_job_bytes`` of result images per job, ``max_kept_jobs`` finished jobs and
+    ``max_stored_bytes`` of result images in all (the oldest finished jobs are dropped first).
     """
 
     def __init__(
@@ -235,20 +347,28 @@ class RestoreService:
         workers: int = 1,
         max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
         max_image_side: int = MAX_IMAGE_SIDE,
+        max_queued: int = DEFAULT_MAX_QUEUED,
+        max_kept_jobs: int = MAX_KEPT_JOBS,
+        max_job_bytes: int = MAX_JOB_BYTES,
+        max_stored_bytes: int = MAX_STORED_BYTES,
     ) -> None:
         self.model_paths = {str(k): v for k, v in model_paths.items()}
         self.device = device
         self.backend = backend
         self.max_upload_bytes = max_upload_bytes
         self.max_image_side = max_image_side
-        self._executor = ThreadPoolExecutor(
-            max_workers=max(1, workers), thread_name_prefix="restore"
-        )
+        self.workers = max(1, workers)
+        self.max_queued = max_queued
+        self.max_kept_jobs = max_kept_jobs
+        self.max_job_bytes = max_job_bytes
+        self.max_stored_bytes = max_stored_bytes
+        self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="restore")
         self._restorers: dict[str, Any] = {}
         self._model_lock = threading.Lock()
         self._infer_locks: dict[str, threading.Lock] = {}
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._jobs_lock = threading.Lock()
+        self._seconds_per_file = 1.0  # running mean, for Retry-After
 
     @property
     def default_model(self) -> str | None:
@@ -268,23 +388,48 @@ class RestoreService:
             return self._restorers[name]
 
     # -- jobs
+    def _waiting(self) -> list[Job]:
+        return [j for j in self._jobs.values() if j.status != "done"]
+
     def submit(self, uploads: list[_Upload], chars: list[str | None], model: str) -> Job:
-        """Queue a job restoring ``uploads`` with ``model``; returns at once."""
+        """Queue a job restoring ``uploads`` with ``model``; returns at once.
+
+        Raises :class:`QueueFull` when ``max_queued`` jobs wait besides the running ones."""
         job = Job(id=uuid.uuid4().hex, model=model, total=len(uploads))
         job.results = [None] * len(uploads)
         with self._jobs_lock:
+            waiting = self._waiting()
+            if len(waiting) >= self.max_queued + self.workers:
+                files = sum(j.total - j.done for j in waiting)
+                retry = max(1, min(600, math.ceil(files * self._seconds_per_file / self.workers)))
+                raise QueueFull(
+                    f"the server is busy: {len(waiting)} requests are waiting; try again in "
+                    f"about {retry} s",
+                    retry,
+                )
             self._jobs[job.id] = job
-            while len(self._jobs) > MAX_KEPT_JOBS:
-                oldest = next(iter(self._jobs.values()))
-                if oldest.status != "done":
-                    break
-                self._jobs.popitem(last=False)
+            self._evict()
         job.future = self._executor.submit(self._run, job, uploads, chars)
         return job
+
+    def _evict(self) -> None:
+        """Drop the oldest finished jobs beyond ``max_kept_jobs`` or ``max_stored_bytes``
+        (caller holds the jobs lock)."""
+        done = [j for j in self._jobs.values() if j.status == "done"]
+        stored = sum(j.nbytes for j in self._jobs.values())
+        while done and (len(done) > self.max_kept_jobs or stored > self.max_stored_bytes):
+            oldest = done.pop(0)
+            stored -= oldest.nbytes
+            del self._jobs[oldest.id]
 
     def job(self, job_id: str) -> Job | None:
         with self._jobs_lock:
             return self._jobs.get(job_id)
+
+    def stored_bytes(self) -> int:
+        """Bytes of result images held by all kept jobs."""
+        with self._jobs_lock:
+            return sum(j.nbytes for j in self._jobs.values())
 
     def _run(self, job: Job, uploads: list[_Upload], chars: list[str | None]) -> None:
         job.status = "running"
@@ -294,33 +439,63 @@ class RestoreService:
             restorer = self.restorer(job.model)
         except Exception as exc:  # the model itself is broken: every file fails with its reason
             log.exception("cannot load model %s", job.model)
-            reason = str(exc) if isinstance(exc, RestoreAEError) else repr(exc)
             for i, up in enumerate(uploads):
                 job.results[i] = FileResult(
                     up.name,
                     chars[i],
-                    error=f"{up.name}: model {job.model!r} failed to load: {reason}",
+                    error=f"{up.name}: the model {job.model!r} cannot be used "
+                    f"({type(exc).__name__}); the server's log says why",
+                    error_zh=f"{up.name}：模型 {job.model!r} 无法使用，详见服务器日志",
                 )
             job.done = job.total
         if restorer is not None:
             for i, (up, char) in enumerate(zip(uploads, chars, strict=True)):
                 job.stage = f"restoring {up.name} ({i + 1}/{job.total})"
                 with self._infer_locks[job.model]:  # a Restorer is not shared between threads
-                    job.results[i] = self._restore_one(restorer, up, char)
+                    res = self._restore_one(restorer, up, char)
+                uploads[i] = _Upload(up.name, b"")  # the upload's bytes are not needed any more
+                if res.error is None and job.nbytes + res.nbytes > self.max_job_bytes:
+                    res = FileResult(
+                        up.name,
+                        char,
+                        error=f"{up.name}: the results of this request pass the server's memory "
+                        f"limit ({_mb(self.max_job_bytes)}); send fewer or smaller images",
+                        error_zh=f"{up.name}：本次结果超过服务器内存上限，请减少或缩小图像",
+                    )
+                job.results[i] = res
                 job.done = i + 1
+                self._seconds_per_file = 0.8 * self._seconds_per_file + 0.2 * res.seconds
         job.stage = "done"
-        job.status = "done"
+        with self._jobs_lock:
+            job.status = "done"
+            self._evict()
 
     def _restore_one(self, restorer: Restorer, up: _Upload, char: str | None) -> FileResult:
         t0 = time.perf_counter()
         res = FileResult(up.name, char)
         try:
             if up.too_large is not None:
-                raise DataError(
+                raise PageError(
                     f"{up.name}: the file is {_mb(up.too_large)}; "
-                    f"the limit is {_mb(self.max_upload_bytes)} per file"
+                    f"the limit is {_mb(self.max_upload_bytes)} per file",
+                    f"{up.name}：文件大小 {_mb(up.too_large)}，每个文件最多 "
+                    f"{_mb(self.max_upload_bytes)}",
                 )
             grey = decode_image(up.data, up.name, self.max_image_side)
+            count = count_characters(grey)
+            if count > 1:
+                raise PageError(
+                    f"{up.name}: this picture seems to show {count} characters; the page "
+                    "restores one character per picture: crop each one and send them together",
+                    f"{up.name}：图中似有 {count} 个字；本页每张图只修复一个字，请逐字裁剪后一起上传",
+                )
+            h, w = grey.shape
+            res.size = (w, h)
+            res.input_png = png_bytes(grey)
+            if count == 0:
+                res.restored_png = res.input_png
+                res.note = "no ink found: the picture is returned unchanged · 未发现笔画，原样返回"
+                return res
             with warnings.catch_warnings():  # the page says it itself, see ``note``
                 warnings.simplefilter("ignore", UserWarning)
                 restored = np.asarray(restorer.restore(grey, char=char))
@@ -328,9 +503,6 @@ class RestoreService:
                 raise RuntimeError(
                     f"restorer returned {restored.dtype} {restored.shape} for {grey.shape} input"
                 )
-            h, w = grey.shape
-            res.size = (w, h)
-            res.input_png = png_bytes(grey)
             res.restored_png = png_bytes(restored)
             if char is not None:
                 # Shown in the input's polarity and ink / paper grey levels, like the restored one.
@@ -340,17 +512,42 @@ class RestoreService:
                     res.note = "this model takes no reference: the character is shown, not used"
             elif restorer.uses_reference:
                 res.note = "this model uses a reference: typing the character usually helps"
+        except PageError as exc:
+            res.error, res.error_zh = str(exc), exc.zh
         except RestoreAEError as exc:
             msg = str(exc)
             res.error = msg if up.name in msg else f"{up.name}: {msg}"
+            res.error_zh = f"{up.name}：无法修复此图像"
+        except MemoryError:
+            res.error = f"{up.name}: not enough memory on the server to restore this picture"
+            res.error_zh = f"{up.name}：服务器内存不足，无法修复此图像"
         except Exception as exc:
             log.exception("restoring %s failed", up.name)
-            res.error = f"{up.name}: restoration failed ({type(exc).__name__}: {exc})"
-        res.seconds = time.perf_counter() - t0
+            res.error = f"{up.name}: restoration failed ({type(exc).__name__})"
+            res.error_zh = f"{up.name}：修复失败"
+        finally:
+            res.seconds = time.perf_counter() - t0
+        if res.error is not None:
+            res.input_png = res.restored_png = res.reference_png = None
+            res.size = None
         return res
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def bundled_samples() -> list[dict[str, str]]:
+    """The example pictures shipped in ``restoreae/assets``: ``{"name", "char", "url"}``."""
+    table = ASSETS_DIR / "samples.csv"
+    if not table.is_file():
+        return []
+    with open(table, encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    return [
+        {"name": r["path"], "char": r["char"], "url": f"/samples/{quote(r['path'])}"}
+        for r in rows
+        if r.get("path") and (ASSETS_DIR / Path(r["path"]).name).is_file()
+    ]
 
 
 # --------------------------------------------------------------------------- app
@@ -387,12 +584,118 @@ def _too_large_text(limit: int) -> str:
 
 
 def _too_large(limit: int) -> JSONResponse:
-    return JSONResponse({"detail": _too_large_text(limit)}, status_code=413)
+    return JSONResponse(
+        {
+            "detail": _too_large_text(limit),
+            "detail_zh": f"上传总量超过 {_mb(limit)}，请减少或缩小文件",
+        },
+        status_code=413,
+    )
+
+
+def _host_name(value: str) -> str:
+    """``host[:port]`` or ``[v6][:port]`` → the lower-case host name without the port."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        return value[1 : value.find("]")] if "]" in value else value
+    if value.count(":") == 1:
+        return value.split(":", 1)[0]
+    return value
+
+
+def allowed_host_names(host: str, extra: Iterable[str] = ()) -> set[str]:
+    """The host names a server bound to ``host`` answers to: ``host`` itself, the loopback names
+    for a loopback address, this machine's names for a wildcard address, and ``extra``."""
+    names = {_host_name(host)} | {_host_name(e) for e in extra if e.strip()}
+    if _is_loopback(host):
+        names |= set(LOOPBACK_NAMES)
+    elif host in ("0.0.0.0", "::", ""):
+        names |= set(LOOPBACK_NAMES) | {socket.gethostname().lower(), socket.getfqdn().lower()}
+    return {n for n in names if n}
+
+
+class _Guard:
+    """ASGI middleware: refuses requests for other host names (DNS rebinding) and state-changing
+    requests from other sites' pages (403), and adds the security headers to every response."""
+
+    UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+    def __init__(self, app: Any, allowed_hosts: set[str]) -> None:
+        self.app = app
+        self.allowed = allowed_hosts
+
+    def _refusal(self, scope: dict) -> tuple[str, str] | None:
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        host = _host_name(headers.get("host", ""))
+        if host not in self.allowed:
+            return (
+                f"this server does not answer to the host name {host or '(none)'!r}; open it "
+                "by one of its own names",
+                "此服务器不接受该主机名的请求",
+            )
+        if scope.get("method", "GET").upper() in self.UNSAFE:
+            origin = headers.get("origin")
+            if origin is not None:
+                origin_host = _host_name(origin.split("://", 1)[-1].split("/", 1)[0])
+                if origin == "null" or origin_host not in self.allowed:
+                    return (
+                        "requests from other sites are refused; use this server's own page",
+                        "不接受来自其他网站的请求，请使用本服务器的页面",
+                    )
+            elif headers.get("sec-fetch-site") == "cross-site":
+                return (
+                    "requests from other sites are refused; use this server's own page",
+                    "不接受来自其他网站的请求，请使用本服务器的页面",
+                )
+        return None
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        csp = DOCS_CSP if path in ("/docs", "/docs/oauth2-redirect") else PAGE_CSP
+        extra = [
+            (b"content-security-policy", csp.encode()),
+            (b"x-content-type-options", b"nosniff"),
+            (b"x-frame-options", b"DENY"),
+            (b"referrer-policy", b"no-referrer"),
+            (b"cross-origin-resource-policy", b"same-origin"),
+        ]
+
+        async def send_with_headers(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                message = dict(message)
+                message["headers"] = list(message.get("headers") or []) + extra
+            await send(message)
+
+        refusal = self._refusal(scope)
+        if refusal is not None:
+            response = JSONResponse(
+                {"detail": refusal[0], "detail_zh": refusal[1]}, status_code=403
+            )
+            await response(scope, receive, send_with_headers)
+            return
+        await self.app(scope, receive, send_with_headers)
 
 
 def shipped_models() -> dict[str, Path]:
     """``{"default": path}`` when the shipped model file is installed, else ``{}``."""
     return {"default": SHIPPED_MODEL} if SHIPPED_MODEL.is_file() else {}
+
+
+def _error(status: int, en: str, zh: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """A JSON error in the page's terms: ``{"detail": English, "detail_zh": Chinese}``."""
+    return JSONResponse({"detail": en, "detail_zh": zh}, status_code=status, headers=headers)
+
+
+def _zip_name(name: str, used: set[str]) -> str:
+    stem = Path(PureWindowsPath(name).name).stem or "glyph"
+    cand, n = f"{stem}-restored.png", 2
+    while cand in used:
+        cand, n = f"{stem}-restored-{n}.png", n + 1
+    used.add(cand)
+    return cand
 
 
 def create_app(
@@ -404,17 +707,30 @@ def create_app(
     max_files: int = DEFAULT_MAX_FILES,
     max_image_side: int = MAX_IMAGE_SIDE,
     workers: int = 1,
+    allowed_hosts: Iterable[str] | None = None,
+    max_queued: int = DEFAULT_MAX_QUEUED,
+    max_kept_jobs: int = MAX_KEPT_JOBS,
+    max_job_bytes: int = MAX_JOB_BYTES,
+    max_stored_bytes: int = MAX_STORED_BYTES,
 ) -> FastAPI:
     """Build the web app.
 
     ``model_paths``: page name → checkpoint path or model name for ``Restorer.from_pretrained``;
     None → the shipped default model when installed. Limits: ``max_upload_bytes`` per file,
-    ``max_files`` per request, ``max_image_side`` pixels. ``workers`` inference threads.
+    ``max_files`` per request, ``max_image_side`` pixels; ``max_queued`` jobs waiting,
+    ``max_kept_jobs`` finished jobs, ``max_job_bytes`` / ``max_stored_bytes`` of result images
+    per job / in all. ``workers`` inference threads. ``allowed_hosts``: the ``Host`` names
+    answered (default: the loopback names, see :func:`allowed_host_names`).
     """
     if model_paths is None:
         model_paths = shipped_models()
-    if max_upload_bytes < 1 or max_files < 1:
-        raise RestoreAEError("max_upload_bytes and max_files must be at least 1")
+    if max_upload_bytes < 1 or max_files < 1 or max_queued < 0:
+        raise RestoreAEError("max_upload_bytes and max_files must be at least 1, max_queued ≥ 0")
+    hosts = (
+        allowed_host_names("127.0.0.1")
+        if allowed_hosts is None
+        else {_host_name(h) for h in allowed_hosts}
+    )
     service = RestoreService(
         model_paths,
         device=device,
@@ -422,6 +738,10 @@ def create_app(
         workers=workers,
         max_upload_bytes=max_upload_bytes,
         max_image_side=max_image_side,
+        max_queued=max_queued,
+        max_kept_jobs=max_kept_jobs,
+        max_job_bytes=max_job_bytes,
+        max_stored_bytes=max_stored_bytes,
     )
 
     @asynccontextmanager
@@ -429,10 +749,21 @@ def create_app(
         yield
         service.close()
 
-    app = FastAPI(title="restoreae", docs_url=None, redoc_url=None, lifespan=lifespan)
+    app = FastAPI(
+        title="restoreae",
+        summary="Restore damaged images of single Chinese characters on this computer.",
+        description="The HTTP API behind the page at `/`: post images to `/api/restore`, poll "
+        "`/api/jobs/{id}`, fetch the result images by the URLs it gives. Requests must name "
+        "this server's own host; state-changing requests from other sites are refused.",
+        docs_url="/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
     app.state.service = service
+    app.state.allowed_hosts = hosts
     # Room for max_files full-size files plus the multipart framing and the small fields.
     app.add_middleware(_BodyLimit, limit=max_files * (max_upload_bytes + 4096) + 65536)
+    app.add_middleware(_Guard, allowed_hosts=hosts)  # outermost: runs first
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/", include_in_schema=False)
@@ -441,6 +772,7 @@ def create_app(
 
     @app.get("/api/models")
     async def models() -> dict[str, Any]:
+        """The models offered, the default one, and the limits of a request."""
         return {
             "models": [
                 {"name": n, "file": Path(str(p)).name, "default": n == service.default_model}
@@ -450,35 +782,69 @@ def create_app(
             "max_upload_bytes": max_upload_bytes,
             "max_files": max_files,
             "max_image_side": max_image_side,
+            "max_queued": max_queued,
             "formats": list(IMAGE_FORMATS),
         }
 
-    @app.post("/api/restore")
+    @app.get("/api/samples")
+    async def samples() -> dict[str, Any]:
+        """The bundled example pictures: name, character and URL."""
+        return {"samples": bundled_samples()}
+
+    @app.get("/samples/{name}", include_in_schema=False)
+    async def sample(name: str) -> Response:
+        known = {s["name"] for s in bundled_samples()}
+        if name not in known:
+            return _error(404, f"no example {name!r}", "没有这个示例")
+        path = ASSETS_DIR / Path(name).name
+        return FileResponse(path, headers={"Cache-Control": "max-age=3600"})
+
+    @app.post(
+        "/api/restore",
+        responses={
+            202: {"description": "the job, queued"},
+            200: {"description": "the finished job (form field wait=1)"},
+            400: {"description": "no file, an unknown model or a bad character"},
+            413: {"description": "too many files, or the upload is too large"},
+            429: {"description": "too many jobs waiting; see Retry-After"},
+        },
+    )
     async def restore(request: Request) -> JSONResponse:
+        """Restore the uploaded images (multipart: ``files``, ``char``, ``model``, ``wait``)."""
         try:
             form = await request.form(max_files=max_files, max_fields=16)
         except StarletteHTTPException as exc:  # what Starlette's multipart parser raises
             if "Too many files" in str(exc.detail):
-                raise HTTPException(
-                    413, f"too many files: at most {max_files} per request"
-                ) from None
+                return _error(
+                    413,
+                    f"too many files: at most {max_files} per request",
+                    f"文件过多：每次最多 {max_files} 个",
+                )
             raise
         files = [f for f in form.getlist("files") if isinstance(f, UploadFile)]
         if not files:
-            raise HTTPException(400, "no file uploaded: choose one or more images (field 'files')")
+            return _error(
+                400,
+                "no file uploaded: choose one or more images (field 'files')",
+                "未上传文件：请选择一个或多个图像",
+            )
         model = str(form.get("model") or "") or service.default_model
         if model is None:
-            raise HTTPException(
-                503, "no model available: install the shipped model or start with --model PATH"
+            return _error(
+                503,
+                "no model is available on this server",
+                "此服务器没有可用的模型",
             )
         if model not in service.model_paths:
-            raise HTTPException(
-                400, f"unknown model {model!r}; available: {', '.join(service.model_paths)}"
+            return _error(
+                400,
+                f"unknown model {model!r}; available: {', '.join(service.model_paths)}",
+                f"未知模型 {model!r}",
             )
         try:
             chars = parse_chars(str(form.get("char") or ""), len(files))
-        except DataError as exc:
-            raise HTTPException(400, str(exc)) from None
+        except PageError as exc:
+            return _error(400, str(exc), exc.zh)
         uploads = []
         for i, f in enumerate(files):
             # The base name only, whatever the sender's path separator.
@@ -488,28 +854,75 @@ def create_app(
             over = len(data) > max_upload_bytes
             uploads.append(_Upload(name, b"" if over else data, size if over else None))
             await f.close()
-        job = service.submit(uploads, chars, model)
+        try:
+            job = service.submit(uploads, chars, model)
+        except QueueFull as exc:
+            return _error(
+                429,
+                str(exc),
+                f"服务器正忙，请约 {exc.retry_after} 秒后再试",
+                headers={"Retry-After": str(exc.retry_after)},
+            )
         if str(form.get("wait") or "") in ("1", "true", "yes"):
             await asyncio.wrap_future(job.future)
             return JSONResponse(job.to_json(), status_code=200)
         return JSONResponse(job.to_json(), status_code=202)
 
+    def _missing_job(job_id: str) -> JSONResponse:
+        return _error(
+            404,
+            f"no job {job_id!r} (finished jobs are kept for a while only)",
+            "找不到该任务（已完成的任务只保留一段时间）",
+        )
+
     @app.get("/api/jobs/{job_id}")
-    async def job_status(job_id: str, skip: int = 0) -> dict[str, Any]:
-        """The job; ``skip``: leave out the first results' images (the page has them)."""
+    async def job_status(job_id: str, skip: int = 0) -> Any:
+        """The job; ``skip``: leave out the first results (the page has them)."""
         job = service.job(job_id)
         if job is None:
-            raise HTTPException(404, f"no job {job_id!r} (finished jobs are kept for a while only)")
+            return _missing_job(job_id)
         return job.to_json(skip=skip)
+
+    @app.get("/api/jobs/{job_id}/files/{index}/{kind}.png")
+    async def job_image(job_id: str, index: int, kind: str) -> Response:
+        """One image of a result: ``input``, ``reference`` or ``restored`` (PNG)."""
+        job = service.job(job_id)
+        if job is None:
+            return _missing_job(job_id)
+        res = job.results[index] if 0 <= index < len(job.results) else None
+        png = res.png(kind) if res is not None and kind in IMAGE_KINDS else None
+        if png is None:
+            return _error(404, f"no {kind} image for result {index}", "没有这张图")
+        return Response(png, media_type="image/png", headers={"Cache-Control": "private"})
+
+    @app.get("/api/jobs/{job_id}/zip")
+    async def job_zip(job_id: str) -> Response:
+        """Every restored image of the job, as ``NAME-restored.png`` files in one ZIP."""
+        job = service.job(job_id)
+        if job is None:
+            return _missing_job(job_id)
+        buf, used = io.BytesIO(), set()
+        with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
+            for res in job.results:
+                if res is not None and res.restored_png is not None:
+                    zf.writestr(_zip_name(res.name, used), res.restored_png)
+        if not used:
+            return _error(404, "this job has no restored image yet", "该任务还没有修复结果")
+        return Response(
+            buf.getvalue(),
+            media_type="application/zip",
+            headers={"Content-Disposition": 'attachment; filename="restored.zip"'},
+        )
 
     @app.get("/download/{job_id}/{index}")
     async def download(job_id: str, index: int) -> Response:
+        """The restored image of one file as a PNG attachment."""
         job = service.job(job_id)
         if job is None or not 0 <= index < len(job.results):
-            raise HTTPException(404, f"no result {index} in job {job_id!r}")
+            return _error(404, f"no result {index} in job {job_id!r}", "找不到该结果")
         res = job.results[index]
         if res is None or res.restored_png is None:
-            raise HTTPException(404, f"result {index} of job {job_id!r} has no restored image")
+            return _error(404, f"result {index} has no restored image", "该结果没有修复图像")
         fname = f"{Path(res.name).stem or 'glyph'}-restored.png"
         ascii_name = fname.encode("ascii", "replace").decode().replace("?", "_").replace('"', "_")
         disposition = f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(fname)}"
@@ -567,11 +980,18 @@ def serve_command(args: argparse.Namespace) -> int:
         looks_like_path = any(c in target for c in "/\\") or target.endswith(".safetensors")
         if looks_like_path and not Path(target).is_file():
             raise RestoreAEError(f"--model {name}: checkpoint file not found: {target}")
+    from restoreae.devices import check_device
+
+    if not args.max_upload_mb > 0:
+        raise RestoreAEError(f"--max-upload-mb must be more than 0, got {args.max_upload_mb}")
+    hosts = allowed_host_names(args.host, getattr(args, "allow_host", []) or [])
     app = create_app(
         models,
-        device=args.device,
+        device=check_device(args.device),
         max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
         max_files=args.max_files,
+        allowed_hosts=hosts,
+        max_queued=getattr(args, "max_queued", DEFAULT_MAX_QUEUED),
     )
     # Load the first model now so a broken checkpoint fails here rather than in the page.
     app.state.service.restorer(app.state.service.default_model)
@@ -579,6 +999,8 @@ def serve_command(args: argparse.Namespace) -> int:
         print(
             f"warning: serving on {args.host}: anyone who can reach this machine can use the page"
         )
-    print(f"restoreae: open http://{args.host}:{args.port}/  (models: {', '.join(models)})")
+    shown = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"restoreae: open http://{shown}:{args.port}/  (models: {', '.join(models)})")
+    print(f"  answers to the host names: {', '.join(sorted(hosts))} (more with --allow-host)")
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     return 0

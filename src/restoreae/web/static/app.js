@@ -12,8 +12,9 @@ const progressBar = $("progress");
 const progressText = $("progress-text");
 const resultsBox = $("results");
 
-let limits = { max_upload_bytes: 10 * 1024 * 1024, max_files: 16 };
+let limits = { max_upload_bytes: 10 * 1024 * 1024, max_files: 16, max_image_side: 4096 };
 let chosenFiles = [];
+const downloadAll = $("download-all");
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -27,9 +28,19 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
-function showError(message) {
-  errorBox.textContent = message;
+// Errors are shown once, in English and Chinese like the rest of the page: request-level ones in
+// the box at the top, a file's own error in its result card only.
+function showError(message, zh) {
+  errorBox.textContent = zh ? `${message}\n${zh}` : message;
   errorBox.hidden = !message;
+}
+
+// An error answer of the server: {detail, detail_zh}.
+class ServerError extends Error {
+  constructor(body, fallback) {
+    super((body && body.detail) || fallback);
+    this.zh = body && body.detail_zh;
+  }
 }
 
 function megabytes(n) {
@@ -41,8 +52,46 @@ function setFiles(files) {
   const list = $("file-list");
   list.textContent = chosenFiles.length
     ? chosenFiles.map((f) => `${f.name} (${Math.ceil(f.size / 1024)} KB)`).join(", ")
-    : "No file chosen";
+    : "No file chosen · 未选择文件";
   showError("");
+  // Limits are checked here already, so nothing is sent that the server would refuse.
+  const big = chosenFiles.filter((f) => f.size > limits.max_upload_bytes);
+  if (chosenFiles.length > limits.max_files) {
+    showError(
+      `Too many files: at most ${limits.max_files} at a time.`,
+      `文件过多：每次最多 ${limits.max_files} 个。`,
+    );
+  } else if (big.length) {
+    showError(
+      `Too large (over ${megabytes(limits.max_upload_bytes)}): ${big.map((f) => f.name).join(", ")}`,
+      `文件过大（超过 ${megabytes(limits.max_upload_bytes)}）：${big.map((f) => f.name).join("，")}`,
+    );
+  }
+}
+
+async function loadSamples() {
+  try {
+    const response = await fetch("/api/samples");
+    if (!response.ok) return;
+    const { samples } = await response.json();
+    const list = $("sample-list");
+    for (const sample of samples) {
+      const button = el(
+        "button",
+        { type: "button", class: "sample", title: `${sample.name} · ${sample.char}` },
+        el("img", { src: sample.url, alt: `example ${sample.char}` }),
+      );
+      button.addEventListener("click", async () => {
+        const blob = await (await fetch(sample.url)).blob();
+        setFiles([new File([blob], sample.name, { type: blob.type })]);
+        $("char").value = sample.char;
+      });
+      list.append(button);
+    }
+    $("samples").hidden = !samples.length;
+  } catch {
+    // The examples are optional: the page works without them.
+  }
 }
 
 async function loadModels() {
@@ -58,14 +107,18 @@ async function loadModels() {
       select.append(option);
     }
     if (!info.models.length) {
-      showError("No model is available. Start the server with --model PATH.\n没有可用的模型。");
+      showError("No model is available on this server.", "此服务器没有可用的模型。");
       button.disabled = true;
     }
+    const side = info.max_image_side;
     $("limits").textContent =
-      `Images only (${info.formats.join(", ")}), up to ${megabytes(info.max_upload_bytes)} ` +
-      `each, ${info.max_files} per request. 仅限图像，每个不超过 ${megabytes(info.max_upload_bytes)}。`;
+      `One character per picture; ${info.formats.join(", ")}; up to ` +
+      `${megabytes(info.max_upload_bytes)} and ${side}×${side} pixels each, ` +
+      `${info.max_files} pictures at a time. ` +
+      `每张图一个字；每个不超过 ${megabytes(info.max_upload_bytes)}、${side}×${side} 像素，` +
+      `每次最多 ${info.max_files} 张。`;
   } catch (err) {
-    showError(`Cannot reach the server: ${err}`);
+    showError("Cannot reach the server.", "无法连接服务器。");
   }
 }
 
@@ -82,7 +135,8 @@ function renderResult(result) {
   const title = el("h2", {}, result.name);
   if (result.char) title.append(el("span", { class: "char" }, result.char));
   if (!result.ok) {
-    const box = el("div", { class: "error-box file-error", role: "alert" }, result.error);
+    const text = result.error_zh ? `${result.error}\n${result.error_zh}` : result.error;
+    const box = el("div", { class: "error-box file-error", role: "alert" }, text);
     return el("article", { class: "result failed", "data-index": result.index }, title, box);
   }
   title.append(el("span", { class: "meta" }, `${result.width}×${result.height} px`));
@@ -99,7 +153,23 @@ function renderResult(result) {
     ),
     figure("restored · 修复", result.images.restored, `${stem}-restored.png`),
   );
-  row.lastChild.querySelector("img").classList.add("restored");
+  const restoredImg = row.lastChild.querySelector("img");
+  restoredImg.classList.add("restored");
+  // Before / after: the button shows the input in the restored picture's place, and back.
+  const compare = el(
+    "button",
+    { type: "button", class: "compare", "aria-pressed": "false" },
+    "compare · 对比",
+  );
+  compare.addEventListener("click", () => {
+    const showInput = compare.getAttribute("aria-pressed") !== "true";
+    compare.setAttribute("aria-pressed", String(showInput));
+    restoredImg.src = showInput ? result.images.input : result.images.restored;
+    row.lastChild.querySelector("figcaption").textContent = showInput
+      ? "input (compare) · 原图"
+      : "restored · 修复";
+  });
+  row.lastChild.append(compare);
   const link = el(
     "a",
     { class: "download", href: result.download, download: `${stem}-restored.png` },
@@ -111,18 +181,26 @@ function renderResult(result) {
   return article;
 }
 
+function progressLine(job, stage) {
+  const failed = job.failed ? ` · ${job.failed} failed · 失败 ${job.failed}` : "";
+  return `${job.done} / ${job.total}${failed} · ${stage}`;
+}
+
 function showJob(job) {
   progressBar.max = Math.max(job.total, 1);
   progressBar.value = job.done;
-  progressText.textContent = `${job.done} / ${job.total} · ${job.stage}`;
+  progressText.textContent = progressLine(job, job.stage);
+  progressText.classList.toggle("failed-count", job.failed > 0);
   job.results.forEach((result, i) => {
     if (result && !result.omitted && !resultsBox.querySelector(`[data-index="${i}"]`)) {
       resultsBox.append(renderResult(result));
     }
   });
-  if (job.status === "done") {
-    const failed = Array.from(resultsBox.querySelectorAll(".result.failed .file-error"));
-    if (failed.length) showError(failed.map((box) => box.textContent).join("\n"));
+  if (job.status === "done" && job.total - job.failed > 0) {
+    downloadAll.replaceChildren(
+      el("a", { href: job.zip, download: "restored.zip" }, "Download all (ZIP) · 全部下载"),
+    );
+    downloadAll.hidden = false;
   }
 }
 
@@ -134,7 +212,7 @@ async function readJson(response) {
   try {
     return JSON.parse(text);
   } catch {
-    throw new Error(`${response.status} ${response.statusText}: ${text.slice(0, 200)}`);
+    throw new ServerError(null, `The server answered ${response.status} ${response.statusText}.`);
   }
 }
 
@@ -144,11 +222,14 @@ async function restore(event) {
   if (pageMode()) return restorePage();
   $("page-view").hidden = true;
   if (!chosenFiles.length) {
-    showError("Choose one or more character images first. 请先选择图像。");
+    showError("Choose one or more character images first.", "请先选择图像。");
     return;
   }
   if (chosenFiles.length > limits.max_files) {
-    showError(`Too many files: at most ${limits.max_files} per request.`);
+    showError(
+      `Too many files: at most ${limits.max_files} at a time.`,
+      `文件过多：每次最多 ${limits.max_files} 个。`,
+    );
     return;
   }
   const body = new FormData();
@@ -158,26 +239,28 @@ async function restore(event) {
 
   button.disabled = true;
   resultsBox.replaceChildren();
+  downloadAll.hidden = true;
   progressPanel.hidden = false;
   progressBar.removeAttribute("value");
   progressText.textContent = "uploading · 上传中";
   try {
     let response = await fetch("/api/restore", { method: "POST", body });
     let job = await readJson(response);
-    if (!response.ok && !job.id) throw new Error(job.detail || response.statusText);
+    if (!response.ok && !job.id) throw new ServerError(job, response.statusText);
     showJob(job);
     while (job.status !== "done") {
       await sleep(200);
-      // Results already shown are not sent again (they carry the images).
+      // Results already shown are not sent again.
       const shown = resultsBox.querySelectorAll(".result").length;
       response = await fetch(`/api/jobs/${job.id}?skip=${shown}`);
       job = await readJson(response);
-      if (!response.ok) throw new Error(job.detail || response.statusText);
+      if (!response.ok) throw new ServerError(job, response.statusText);
       showJob(job);
     }
-    progressText.textContent = `${job.done} / ${job.total} · done · 完成`;
+    progressText.textContent = progressLine(job, "done · 完成");
   } catch (err) {
-    showError(String(err.message || err));
+    if (err instanceof ServerError) showError(err.message, err.zh);
+    else showError("Cannot reach the server.", "无法连接服务器。");
     progressPanel.hidden = true;
   } finally {
     button.disabled = false;
@@ -363,3 +446,4 @@ dropZone.addEventListener("drop", (e) => {
 });
 form.addEventListener("submit", restore);
 loadModels();
+loadSamples();
