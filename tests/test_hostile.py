@@ -171,6 +171,7 @@ GOOD_CONFIG = {"name": "unet_mobilenetv3_small", "in_chans": 2, "img_size": 32, 
         ("config", "depth", 10**6),
         ("config", "drop_path_rate", float("nan")),
         ("config", "pad_mode", "mirror"),
+        ("config", "output", "both"),
         ("config", "name", 7),
         ("metadata", "img_size", 65536),
         ("metadata", "img_size", -32),
@@ -194,14 +195,14 @@ def test_weights_header_fields_are_checked_before_building(tmp_path, where, key,
 
 
 def test_good_header_passes_and_pad_modes_agree(tmp_path) -> None:
-    from restoreae.models.checks import PAD_MODES
+    from restoreae.models.checks import OUTPUTS, PAD_MODES
     from restoreae.models.io import read_header
 
     path = _fake_header_file(tmp_path / "ok.safetensors", GOOD_CONFIG, {"img_size": 32})
     assert read_header(path)[0] == GOOD_CONFIG
     from restoreae.models import blocks
 
-    assert tuple(blocks.PAD_MODES) == PAD_MODES
+    assert tuple(blocks.PAD_MODES) == PAD_MODES and tuple(blocks.OUTPUTS) == OUTPUTS
 
 
 def test_backend_metadata_is_checked_too() -> None:

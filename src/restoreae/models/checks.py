@@ -40,6 +40,8 @@ _CONFIG_BOOLS = ("residual",)
 #: ``restoreae.models.blocks.PAD_MODES``, repeated so that this module needs no torch (the ONNX
 #: path checks metadata too); a test keeps the two equal.
 PAD_MODES = ("zeros", "replicate")
+#: ``restoreae.models.blocks.OUTPUTS``, repeated for the same reason.
+OUTPUTS = ("direct", "composite")
 _NAME_MAX = 200
 _TEXT_MAX = 4096
 
@@ -64,7 +66,7 @@ def check_config(config: Any, source: str) -> dict[str, Any]:
 
     ``name``: a short string; the integer fields (``in_chans`` 1–2, ``img_size`` 32–1024 and a
     multiple of 32, ``latent_dim``, widths, depths, heads) within :data:`_CONFIG_INTS`; rates
-    within [0, 1]; ``residual`` a boolean; ``pad_mode`` one of the blocks' padding modes. Fields
+    within [0, 1]; ``residual`` a boolean; ``pad_mode`` / ``output`` one of the blocks' padding modes / output kinds. Fields
     this module does not know are left to ``create_model`` (which rejects unknown arguments).
     """
     if not isinstance(config, dict):
@@ -89,6 +91,8 @@ def check_config(config: Any, source: str) -> dict[str, Any]:
             raise _bad(source, "config", key, config[key], "true or false")
     if "pad_mode" in config and config["pad_mode"] not in PAD_MODES:
         raise _bad(source, "config", "pad_mode", config["pad_mode"], " or ".join(PAD_MODES))
+    if "output" in config and config["output"] not in OUTPUTS:
+        raise _bad(source, "config", "output", config["output"], " or ".join(OUTPUTS))
     return config
 
 
