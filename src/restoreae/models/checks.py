@@ -30,12 +30,16 @@ _CONFIG_INTS: dict[str, tuple[int, int]] = {
     "decoder_dim": (8, 4096),
     "decoder_depth": (1, 64),
     "decoder_heads": (1, 64),
+    "patch_size": (1, 64),
 }
 #: Inclusive float bounds (a fraction of tokens / of paths dropped).
 _CONFIG_FLOATS: dict[str, tuple[float, float]] = {
     "mask_ratio": (0.0, 0.99),
     "drop_path_rate": (0.0, 1.0),
+    "mlp_ratio": (0.25, 16.0),
 }
+#: Any other config field: a short string, a boolean or a number of at most this size.
+_OTHER_MAX = 1_000_000
 _CONFIG_BOOLS = ("residual",)
 #: ``restoreae.models.blocks.PAD_MODES``, repeated so that this module needs no torch (the ONNX
 #: path checks metadata too); a test keeps the two equal.
@@ -67,7 +71,8 @@ def check_config(config: Any, source: str) -> dict[str, Any]:
     ``name``: a short string; the integer fields (``in_chans`` 1–2, ``img_size`` 32–1024 and a
     multiple of 32, ``latent_dim``, widths, depths, heads) within :data:`_CONFIG_INTS`; rates
     within [0, 1]; ``residual`` a boolean; ``pad_mode`` / ``output`` one of the blocks' padding modes / output kinds. Fields
-    this module does not know are left to ``create_model`` (which rejects unknown arguments).
+    this module does not know must be plain scalars (a short string, a boolean, a number of at
+    most :data:`_OTHER_MAX`); ``create_model`` rejects the ones no model takes.
     """
     if not isinstance(config, dict):
         raise DataError(f"{source}: model header 'config' must be a JSON object")
@@ -93,6 +98,16 @@ def check_config(config: Any, source: str) -> dict[str, Any]:
         raise _bad(source, "config", "pad_mode", config["pad_mode"], " or ".join(PAD_MODES))
     if "output" in config and config["output"] not in OUTPUTS:
         raise _bad(source, "config", "output", config["output"], " or ".join(OUTPUTS))
+    known = {"name", *_CONFIG_INTS, *_CONFIG_FLOATS, *_CONFIG_BOOLS, "pad_mode", "output"}
+    for key, v in config.items():
+        if key in known:
+            continue
+        scalar = isinstance(v, bool) or (isinstance(v, str) and len(v) <= _NAME_MAX)
+        number = _is_number(v) and math.isfinite(v) and abs(v) <= _OTHER_MAX
+        if not (scalar or number):
+            raise _bad(
+                source, "config", key, v, f"a short string, true/false or a number ≤ {_OTHER_MAX}"
+            )
     return config
 
 
