@@ -597,7 +597,7 @@ def test_blank_input_left_unchanged_and_several_characters_refused(
     assert rc == 1 and "1 written unchanged" in out
     assert "blank.png: no ink found" in err and "--force" in err
     assert (tmp_path / "o" / "blank.png").read_bytes() == blank.read_bytes()
-    assert "line.png: this picture seems to show 4 characters" in err and "restore-page" in err
+    assert "line.png: the image holds 4 characters" in err and "restore-page" in err
     assert not (tmp_path / "o" / "line.png").exists()
     rc, out, _ = run(
         ["restore", blank, tmp_path / "line.png", "-o", tmp_path / "f", "--force"], capsys
