@@ -248,23 +248,25 @@ def test_report_ranks_and_escapes() -> None:
 
 
 # --------------------------------------------------------------------------- runner pieces
-def test_model_restorer_reference_channel_and_resize() -> None:
-    import torch
+def test_glyph_runner_reference_channel_and_resize() -> None:
+    from restoreae.evaluate.runner import GlyphRunner
 
-    from restoreae.evaluate.runner import ModelRestorer
+    class TakeReference:
+        """A backend returning channel 1 (the reference): shows channel order and the resize
+        round trip."""
 
-    class TakeReference(torch.nn.Module):
-        """Returns channel 1 (the reference) — shows channel order and the resize round trip."""
+        metadata = {"img_size": 32, "in_chans": 2}
+        img_size, in_chans = 32, 2
 
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            assert x.shape[1] == 2 and x.shape[-1] == 32 and x.dtype == torch.float32
+        def __call__(self, x: np.ndarray) -> np.ndarray:
+            assert x.shape[1:] == (2, 32, 32) and x.dtype == np.float32 and len(x) <= 2
             assert float(x.max()) <= 1.0
             return x[:, 1:2]
 
     ref = np.zeros((5, 64, 64), np.uint8)
     ref[:, 16:48, 16:48] = 255
     damaged = np.zeros_like(ref)
-    out = ModelRestorer(TakeReference(), 2, 32, "cpu", batch_size=2)(damaged, ref)
+    out = GlyphRunner(TakeReference(), batch_size=2)(damaged, ref)
     assert out.shape == ref.shape and out.dtype == np.uint8
     # the block survives the area-down / bilinear-up round trip; only its edge pixels blend
     assert np.all(out[:, 18:46, 18:46] == 255) and np.all(out[:, :14] == 0)
@@ -364,7 +366,7 @@ def test_eval_command_errors(tiny_corpus: Path, tmp_path: Path, capsys) -> None:
 
     base = ["eval", "--data", str(tiny_corpus), "--out", str(tmp_path / "o"), "--no-ocr"]
     assert main([*base, str(tmp_path / "missing.safetensors")]) == 2
-    assert "checkpoint not found" in capsys.readouterr().err
+    assert "missing.safetensors: no such file" in capsys.readouterr().err
     assert main([*base, "--damage", str(tmp_path / "nope.yaml")]) == 2
     assert "--damage" in capsys.readouterr().err
     assert main(["eval", "--data", str(tmp_path / "nocorpus"), "--no-ocr"]) == 2

@@ -89,7 +89,7 @@ def model_path(tmp_path_factory) -> Path:
 def restorer(model_path):
     from restoreae.restore.api import Restorer
 
-    return Restorer(model_path)
+    return Restorer(model_path, backend="torch")
 
 
 def _save(img: np.ndarray, path: Path, **kw) -> Path:
@@ -306,7 +306,7 @@ def test_reference_warnings_and_char_validation(model_path, glyph):
     p1 = save_model(
         one, model_path.parent / "one.safetensors", {"img_size": MODEL_SIZE, "in_chans": 1}
     )
-    r1 = Restorer(p1)
+    r1 = Restorer(p1, backend="torch")
     assert not r1.uses_reference
     with pytest.warns(UserWarning, match="ignored"):
         out = r1.restore(img, char="永")
@@ -427,12 +427,10 @@ def test_export_onnx_matches_torch(model_path, restorer, glyph, tmp_path, capsys
     )  # dynamic B
     assert float(np.abs(backend(batch) - restorer.run(batch)).max()) < 1e-3
     img, _ = _frame(glyph, "dark-on-light")
-    r_onnx = Restorer(backend="onnx", onnx_path=onnx_path)
+    r_onnx = Restorer(onnx_path)  # an .onnx model spec runs on ONNX Runtime
+    assert r_onnx.backend_name == "onnx" and restorer.backend_name == "torch"
     diff = np.abs(r_onnx.restore(img, "永").astype(int) - restorer.restore(img, "永").astype(int))
     assert diff.max() <= 1
-    # Without an ONNX file the model is exported in memory.
-    r_mem = Restorer(model_path, backend="onnx")
-    assert np.abs(r_mem.run(batch) - restorer.run(batch)).max() < 1e-3
 
 
 # --------------------------------------------------------------------------- demo & shipped model
@@ -450,19 +448,24 @@ def test_bundled_samples_load():
 
 
 def test_demo_without_shipped_model_fails_clearly(tmp_path, capsys, monkeypatch):
-    import restoreae.restore.api as api
+    import restoreae.models.weights as weights
 
-    monkeypatch.setattr(api, "DEFAULT_MODEL", tmp_path / "missing" / "default.safetensors")
+    monkeypatch.setattr(weights, "PRETRAINED_DIR", tmp_path / "missing")
     assert main(["demo", "--out", str(tmp_path / "demo")]) == 2
     assert "shipped model" in capsys.readouterr().err
     assert not (tmp_path / "demo" / "side_by_side.png").exists()
 
 
 def test_demo_writes_side_by_side(model_path, tmp_path, monkeypatch, capsys):
-    import restoreae.restore.api as api
+    import shutil
+
+    import restoreae.models.weights as weights
     from restoreae.restore.demo import read_samples
 
-    monkeypatch.setattr(api, "DEFAULT_MODEL", model_path)  # stands in for the shipped model
+    shipped = tmp_path / "pretrained"  # stands in for the package's pretrained/ folder
+    shipped.mkdir()
+    shutil.copy(model_path, shipped / "default.safetensors")
+    monkeypatch.setattr(weights, "PRETRAINED_DIR", shipped)
     with warnings.catch_warnings():
         warnings.simplefilter(
             "error", UserWarning
@@ -483,10 +486,11 @@ SHIPPED_MIN_PSNR_GAIN_DB = 0.8
 
 
 def test_shipped_model_beats_identity(tmp_path):
-    from restoreae.restore.api import DEFAULT_MODEL, Restorer
+    from restoreae.models.weights import shipped_path
+    from restoreae.restore.api import Restorer
 
-    if not DEFAULT_MODEL.is_file():
-        pytest.skip(f"no shipped model at {DEFAULT_MODEL} yet (the lead trains and adds it)")
+    if not shipped_path().is_file():
+        pytest.skip(f"no shipped model at {shipped_path()} yet (the lead trains and adds it)")
     from restoreae.damage import PRESETS, DamageConfig, DamagePipeline
     from restoreae.data.fonts import discover_fonts, render_glyph
     from restoreae.evaluate.metrics import psnr

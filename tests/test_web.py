@@ -227,13 +227,25 @@ def test_serve_binds_loopback_by_default() -> None:
     assert args.model == ["a.safetensors", "b=x/b.st"]
 
 
-def test_parse_model_args(tmp_path: Path) -> None:
+def test_parse_model_args(tiny_model: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from restoreae.errors import RestoreAEError
     from restoreae.web.app import parse_model_args, shipped_models
 
     shipped = list(shipped_models())
-    models = parse_model_args(["runs/a/weights/best.safetensors", "mine=other/best.safetensors"])
-    assert list(models) == [*shipped, "a-best", "mine"]
-    assert models["mine"] == "other/best.safetensors"
+    run = tmp_path / "run-a"
+    (run / "weights").mkdir(parents=True)
+    shutil.copy(tiny_model, run / "weights" / "best.safetensors")
+    models = parse_model_args(
+        [str(run / "weights" / "best.safetensors"), f"mine={tiny_model}", f"folder={run}", str(run)]
+    )
+    assert list(models) == [*shipped, "run-a-best", "mine", "folder", "run-a"]
+    assert models["mine"] == str(tiny_model) and models["folder"] == str(run)
+    with pytest.raises(RestoreAEError, match="nope.safetensors: no such file"):
+        parse_model_args([f"x={tmp_path / 'nope.safetensors'}"])
+    with pytest.raises(RestoreAEError, match="expected MODEL or NAME=MODEL"):
+        parse_model_args(["=x"])
 
 
 # --------------------------------------------------------------------------- browser

@@ -54,6 +54,16 @@ _positive = _int_at_least(1)
 _port = _int_at_least(1, 65535)
 
 
+_MODEL_SPEC = (
+    "a shipped model name, a run folder, a .safetensors or .onnx file, or ARCH:FILE.safetensors"
+)
+_BACKENDS = ("auto", "onnx", "torch")
+_BACKEND_HELP = (
+    "auto (default): ONNX Runtime on the CPU (exported once, cached beside the weights), "
+    "PyTorch on a GPU; onnx or torch to choose"
+)
+
+
 # --------------------------------------------------------------------------- build-data
 def _add_build_data(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("build-data", help="render the glyph corpus from installed CJK fonts")
@@ -211,7 +221,9 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
         "Restorer (the path of `restoreae restore`) with and without the reference and write "
         "quality.md / quality.json / quality-images.csv.",
     )
-    p.add_argument("checkpoints", nargs="*", help="checkpoints or model names (none: baselines)")
+    p.add_argument(
+        "checkpoints", nargs="*", help=f"models to compare: {_MODEL_SPEC} (none: baselines)"
+    )
     p.add_argument(
         "--data",
         type=Path,
@@ -239,7 +251,9 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="--suite: real-dev folder (default ../shared/real-dev next to the repo; 'none': skip)",
     )
-    p.add_argument("--model", default=None, help="--suite/--real: model (default: shipped)")
+    p.add_argument(
+        "--model", default=None, help=f"--suite/--real: {_MODEL_SPEC} (default: shipped)"
+    )
     p.add_argument("--backend", choices=("torch", "onnx"), default="torch", help="--suite/--real")
     p.add_argument(
         "--per-op-ops",
@@ -338,17 +352,14 @@ def _add_restore(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="CSV with columns path,char (path or file name); --char covers unlisted files",
     )
-    p.add_argument("--model", default=None, help="model name or checkpoint (default: shipped)")
+    p.add_argument("--model", default=None, help=f"{_MODEL_SPEC} (default: the shipped model)")
     p.add_argument("--no-reference", action="store_true", help="leave the reference channel empty")
     p.add_argument(
         "--force",
         action="store_true",
         help="restore even pictures that show no ink or several characters",
     )
-    p.add_argument(
-        "--backend", choices=("torch", "onnx"), default="torch", help="inference library"
-    )
-    p.add_argument("--onnx", type=Path, default=None, help="ONNX file (implies --backend onnx)")
+    p.add_argument("--backend", choices=_BACKENDS, default="auto", help=_BACKEND_HELP)
     p.add_argument(
         "--polarity",
         choices=("auto", "dark-on-light", "light-on-dark"),
@@ -417,7 +428,7 @@ def _run_restore_page(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- export
 def _add_export(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="export a checkpoint to ONNX and check it")
-    p.add_argument("checkpoint", help="checkpoint path or 'default'")
+    p.add_argument("checkpoint", metavar="MODEL", help=_MODEL_SPEC)
     p.add_argument("--onnx", type=Path, required=True, help="ONNX file to write")
     p.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
     p.set_defaults(func=_run_export)
@@ -452,9 +463,11 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
         "--model",
         action="append",
         default=[],
-        metavar="[NAME=]PATH",
-        help="checkpoint offered in the page (repeatable; the shipped default is always listed)",
+        metavar="[NAME=]MODEL",
+        help=f"model offered in the page, {_MODEL_SPEC} (repeatable; the shipped default is "
+        "always listed)",
     )
+    p.add_argument("--backend", choices=_BACKENDS, default="auto", help=_BACKEND_HELP)
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps")
     p.add_argument("--max-upload-mb", type=float, default=10.0, help="limit per file (default 10)")
     p.add_argument("--max-files", type=_positive, default=16, help="files per request (default 16)")

@@ -16,8 +16,10 @@ Evaluation set (deterministic for a given corpus, split, ``--num``, ``--seed`` a
    is drawn (up to 8), so every evaluated glyph is really damaged and PSNR stays finite.
 
 Candidates: the ``identity`` and ``classical`` baselines (unless ``--no-baselines``) and every
-checkpoint given (a ``.safetensors`` file, a run folder → ``weights/best.safetensors`` or
-``weights/last.safetensors``, or ``default`` → the shipped model). See
+model given, as any model spec (:func:`restoreae.models.weights.resolve_weights`: a shipped name,
+a run folder, a ``.safetensors`` or ``.onnx`` file, ``ARCH:FILE``), run by the same backends as
+``restoreae restore`` (:mod:`restoreae.restore.backends`: PyTorch on ``--device``; ONNX Runtime on
+the CPU for ``.onnx`` files). See
 :mod:`restoreae.evaluate.metrics` and :mod:`restoreae.evaluate.ocr` for the metric conventions.
 """
 
@@ -47,11 +49,10 @@ from restoreae.utils import atomic_write
 __all__ = [
     "EvalSet",
     "Candidate",
-    "ModelRestorer",
+    "GlyphRunner",
     "resolve_device",
     "sample_pairs",
     "build_damage_sets",
-    "resolve_checkpoint",
     "load_candidate",
     "count_gflops",
     "measure_latency",
@@ -160,88 +161,49 @@ def resolve_device(spec: str) -> Any:
     return dev
 
 
-def resolve_checkpoint(spec: str) -> tuple[Path, str]:
-    """A checkpoint argument → (safetensors file, display name).
-
-    ``FILE.safetensors`` → itself (name: its stem, or ``<run>/<stem>`` for ``weights/`` files);
-    a run folder → ``weights/best.safetensors`` (fallback ``weights/last.safetensors``), name =
-    the folder's name; ``default`` → the shipped model.
-    """
-    p = Path(spec)
-    if spec == "default" and not p.exists():
-        import restoreae
-
-        p = Path(restoreae.__file__).parent / "pretrained" / "default.safetensors"
-        if not p.is_file():
-            raise RestoreAEError(f"no shipped default model at {p}")
-        return p, "default"
-    if p.is_dir():
-        for cand in (p / "weights" / "best.safetensors", p / "weights" / "last.safetensors"):
-            if cand.is_file():
-                return cand, p.resolve().name
-        raise RestoreAEError(
-            f"{p}: no weights/best.safetensors or weights/last.safetensors in this run folder"
-        )
-    if p.is_file():
-        if p.suffix != ".safetensors":
-            raise RestoreAEError(f"{p}: expected a .safetensors checkpoint or a run folder")
-        if p.parent.name == "weights":
-            return p, f"{p.parent.parent.resolve().name}/{p.stem}"
-        return p, p.stem
-    raise RestoreAEError(f"checkpoint not found: {spec}")
-
-
-class ModelRestorer:
-    """Runs a restoration model on uint8 glyph batches.
+class GlyphRunner:
+    """Runs a restore backend (:mod:`restoreae.restore.backends`) on uint8 glyph stacks.
 
     ``__call__(damaged, reference)``: uint8 ``(N, S, S)`` each, white on black → uint8
-    ``(N, S, S)``. Inputs are scaled to ``[0, 1]``; channel 1 is the reference glyph when the
-    model takes 2 channels; glyphs are resized to the model's ``img_size`` (area/bilinear) and the
-    output back to ``S`` when they differ. Batches of ``batch_size`` on ``device``.
+    ``(N, S, S)``, the restored glyph: the model's output, or for composite models (backend output
+    ``(B, 2, S, S)`` = content, mask) ``mask · content + (1 − mask) · damaged`` as the model's own
+    forward composes it. Inputs are scaled to
+    ``[0, 1]``; channel 1 is the reference glyph when the model takes 2 channels; glyphs are
+    resized to the model's ``img_size`` (area down, bilinear up) and the output back to ``S``
+    when they differ. Batches of ``batch_size``.
     """
 
-    def __init__(
-        self, model: Any, in_chans: int, img_size: int | None, device: Any, batch_size: int = 64
-    ) -> None:
-        self.model = model.to(device).eval()
-        self.in_chans = int(in_chans)
-        self.img_size = int(img_size) if img_size else None
-        self.device = device
+    def __init__(self, backend: Any, batch_size: int = 64) -> None:
+        self.backend = backend
+        self.in_chans = int(backend.in_chans)
+        self.img_size = int(backend.img_size)
         self.batch_size = max(1, int(batch_size))
 
-    def _run(self, damaged: np.ndarray, reference: np.ndarray) -> np.ndarray:
-        import torch
-        import torch.nn.functional as F
+    @staticmethod
+    def _resize(stack: np.ndarray, size: int) -> np.ndarray:
+        import cv2
 
-        s = damaged.shape[-1]
-        x = torch.from_numpy(np.ascontiguousarray(damaged)).to(self.device).float().div_(255.0)
-        x = x.unsqueeze(1)
-        if self.in_chans == 2:
-            r = torch.from_numpy(np.ascontiguousarray(reference)).to(self.device).float()
-            x = torch.cat([x, r.div_(255.0).unsqueeze(1)], dim=1)
-        elif self.in_chans != 1:
-            raise RestoreAEError(f"unsupported model in_chans={self.in_chans} (expected 1 or 2)")
-        size = self.img_size or s
-        if size != s:
-            mode = "area" if size < s else "bilinear"
-            kw = {} if mode == "area" else {"align_corners": False}
-            x = F.interpolate(x, size=(size, size), mode=mode, **kw)
-        y = self.model(x)
-        if y.shape[-1] != s or y.shape[-2] != s:
-            mode = "area" if s < y.shape[-1] else "bilinear"
-            kw = {} if mode == "area" else {"align_corners": False}
-            y = F.interpolate(y, size=(s, s), mode=mode, **kw)
-        y = y[:, 0].float().clamp_(0.0, 1.0).mul_(255.0).round_()
-        return y.to(torch.uint8).cpu().numpy()
+        if stack.shape[-1] == size and stack.shape[-2] == size:
+            return stack
+        interp = cv2.INTER_AREA if size < stack.shape[-1] else cv2.INTER_LINEAR
+        return np.stack([cv2.resize(g, (size, size), interpolation=interp) for g in stack])
 
     def __call__(self, damaged: np.ndarray, reference: np.ndarray) -> np.ndarray:
-        import torch
-
+        s = damaged.shape[-1]
         out = np.empty_like(damaged)
-        with torch.inference_mode():
-            for i in range(0, len(damaged), self.batch_size):
-                j = i + self.batch_size
-                out[i:j] = self._run(damaged[i:j], reference[i:j])
+        for i in range(0, len(damaged), self.batch_size):
+            j = i + self.batch_size
+            x = np.zeros((len(damaged[i:j]), self.in_chans, s, s), np.float32)
+            x[:, 0] = damaged[i:j] / np.float32(255.0)
+            if self.in_chans == 2:
+                x[:, 1] = reference[i:j] / np.float32(255.0)
+            x = self._resize(x.reshape(-1, s, s), self.img_size)
+            x = x.reshape(-1, self.in_chans, self.img_size, self.img_size)
+            y = self.backend(x)
+            # composite models give (content, mask): compose them as the model's forward does
+            y = y[:, 1] * y[:, 0] + (1.0 - y[:, 1]) * x[:, 0] if y.shape[1] == 2 else y[:, 0]
+            y = self._resize(np.ascontiguousarray(y, dtype=np.float32), s)
+            out[i:j] = np.rint(np.clip(y, 0.0, 1.0) * 255.0).astype(np.uint8)
         return out
 
 
@@ -265,7 +227,7 @@ class Candidate:
     source: str
     restore: RestoreFn
     cpu_restore: RestoreFn
-    params: int = 0
+    params: int | None = 0
     gflops: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -273,54 +235,55 @@ class Candidate:
 def load_candidate(
     spec: str,
     device: Any,
-    corpus_size: int,
     batch_size: int,
     corpus_reference: dict | None = None,
 ) -> Candidate:
-    """Load a checkpoint argument (see :func:`resolve_checkpoint`) as a :class:`Candidate`.
+    """Load a model spec (see :func:`restoreae.models.weights.resolve_weights`) as a
+    :class:`Candidate`: PyTorch on ``device`` (and on the CPU for the latency figures), or ONNX
+    Runtime on the CPU for an ``.onnx`` file (no parameter or FLOP count then).
 
     ``corpus_reference``: the corpus manifest's ``reference`` entry; a 2-channel model trained
     with a different reference script (``traditional``) gets a warning on stderr, since it is fed
     the corpus's reference glyphs.
     """
-    from restoreae.models.io import load_model
+    from restoreae.models.weights import resolve_weights
+    from restoreae.restore.backends import open_backend
 
-    path, name = resolve_checkpoint(spec)
-    try:
-        model, meta = load_model(path, device="cpu")
-    except RestoreAEError:
-        raise
-    except Exception as exc:
-        raise RestoreAEError(f"cannot load checkpoint {path}: {exc}") from exc
-    meta = dict(meta or {})
-    cfg = dict(getattr(model, "config", {}) or {})
-    in_chans = int(meta.get("in_chans", cfg.get("in_chans", 1)))
-    img_size = int(meta.get("img_size", cfg.get("img_size", corpus_size)) or corpus_size)
+    source = resolve_weights(spec)
+    if source.format == "onnx":
+        backend = cpu_backend = open_backend(source, "onnx", "cpu")
+    else:
+        backend = open_backend(source, "torch", str(device))
+        cpu_backend = backend if device.type == "cpu" else open_backend(source, "torch", "cpu")
+    meta = dict(backend.metadata)
+    in_chans, img_size = backend.in_chans, backend.img_size
     corpus_trad = bool((corpus_reference or {}).get("traditional", False))
     if in_chans == 2 and "traditional" in meta and bool(meta["traditional"]) != corpus_trad:
         print(
-            f"warning: {path} was trained with traditional={meta['traditional']} reference "
-            f"glyphs, the corpus reference has traditional={corpus_trad}",
+            f"warning: {source.path} was trained with traditional={meta['traditional']} "
+            f"reference glyphs, the corpus reference has traditional={corpus_trad}",
             file=sys.stderr,
         )
-    params = sum(p.numel() for p in model.parameters())
-    gflops = count_gflops(model, in_chans, img_size)
-    cpu_model = model if device.type == "cpu" else copy.deepcopy(model)
-    restorer = ModelRestorer(model, in_chans, img_size, device, batch_size)
-    cpu_restorer = (
-        restorer
-        if device.type == "cpu"
-        else ModelRestorer(cpu_model, in_chans, img_size, "cpu", batch_size)
-    )
+    model = getattr(cpu_backend, "model", None)
+    params = sum(p.numel() for p in model.parameters()) if model is not None else None
+    gflops = count_gflops(model, in_chans, img_size) if model is not None else None
+    restorer = GlyphRunner(backend, batch_size)
+    cpu_restorer = restorer if cpu_backend is backend else GlyphRunner(cpu_backend, batch_size)
+    cfg = dict(getattr(model, "config", {}) or {})
     return Candidate(
-        name=name,
+        name=source.name,
         kind="checkpoint",
-        source=str(path),
+        source=str(source.path),
         restore=restorer,
         cpu_restore=cpu_restorer,
         params=params,
         gflops=gflops,
-        extra={"model": cfg.get("name"), "in_chans": in_chans, "img_size": img_size},
+        extra={
+            "model": cfg.get("name", meta.get("model")),
+            "in_chans": in_chans,
+            "img_size": img_size,
+            "backend": "onnx" if source.format == "onnx" else "torch",
+        },
     )
 
 
@@ -572,9 +535,7 @@ def eval_command(args: argparse.Namespace) -> int:
     candidates: list[Candidate] = [] if args.no_baselines else _baselines()
     for spec in args.checkpoints:
         candidates.append(
-            load_candidate(
-                spec, device, corpus.size, args.batch_size, corpus.manifest.get("reference")
-            )
+            load_candidate(spec, device, args.batch_size, corpus.manifest.get("reference"))
         )
     if not candidates:
         raise RestoreAEError("nothing to evaluate: give checkpoints or drop --no-baselines")

@@ -2,22 +2,44 @@
 
 ``create_model(name, in_chans=2, img_size=224, **options)`` builds any registered
 model; every model maps float ``(B, in_chans, H, W)`` in [0, 1] (white ink on black; channel 0
-damaged glyph, channel 1 optional reference) to ``(B, 1, H, W)`` in [0, 1], for any ``H, W``.
+damaged glyph, channel 1 optional reference) to ``(B, K, H, W)`` in [0, 1] (K = 1: the restored
+glyph), for any ``H, W``. :mod:`restoreae.models.weights` resolves model specs (shipped names, run
+folders, files) without importing torch. The public names below are imported lazily.
 """
 
-from restoreae.models.io import count_params, gflops, load_model, save_model, widen_input
-from restoreae.models.registry import create_model, list_models, register_model
+from __future__ import annotations
 
+import importlib
+from typing import Any
+
+#: The architecture of the CPU default model (a registry name, not a weights file).
 DEFAULT_MODEL = "unet_mobilenetv3_small"
 
-__all__ = [
-    "DEFAULT_MODEL",
-    "count_params",
-    "create_model",
-    "gflops",
-    "list_models",
-    "load_model",
-    "register_model",
-    "save_model",
-    "widen_input",
-]
+_EXPORTS = {
+    "count_params": "io",
+    "gflops": "io",
+    "load_model": "io",
+    "save_model": "io",
+    "widen_input": "io",
+    "create_model": "registry",
+    "list_models": "registry",
+    "register_model": "registry",
+    "ModelSource": "weights",
+    "RunPaths": "weights",
+    "resolve_weights": "weights",
+}
+
+__all__ = ["DEFAULT_MODEL", *sorted(_EXPORTS)]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'restoreae.models' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"restoreae.models.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -68,15 +68,72 @@ def read_header(path: str | os.PathLike) -> tuple[dict, dict]:
     return check_config(config, str(path)), check_metadata(metadata, str(path))
 
 
+def _read_state(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        state: dict[str, torch.Tensor] = {}
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            for key in f.keys():  # noqa: SIM118 - safe_open is not a Mapping
+                state[key] = f.get_tensor(key)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise DataError(f"{path}: cannot read weights ({exc})") from None
+    return state
+
+
+def _load_arch(path: Path, arch: str) -> tuple[nn.Module, dict]:
+    """``ARCH:FILE``: rebuild ``arch`` for a restoreae file or a bare ``state_dict`` file.
+
+    A restoreae file must hold ``arch`` and loads as usual. A bare file's input channels are
+    found by fitting 2, then 1; its ``img_size`` comes from the file's string metadata
+    ``img_size`` when present, else 224.
+    """
+    if not path.is_file():
+        raise DataError(f"model file not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            header = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise DataError(f"{path}: not a readable safetensors file ({exc})") from None
+    if header.get("format") == FORMAT:
+        config, _ = read_header(path)
+        if config["name"] != arch:
+            raise DataError(f"{arch}:{path}: the file holds model {config['name']!r}, not {arch!r}")
+        return load_model(path)
+    try:
+        size = int(header.get("img_size", 224))
+    except ValueError:
+        raise DataError(
+            f"{path}: metadata img_size={header['img_size']!r} is not an integer"
+        ) from None
+    state = _read_state(path)
+    last = ""
+    for in_chans in (2, 1):
+        try:
+            model = create_model(arch, in_chans=in_chans, img_size=size)
+        except RestoreAEError as exc:
+            raise DataError(f"{arch}:{path}: {exc}") from None
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            last = str(exc).splitlines()[0]
+            continue
+        return model.eval(), {"img_size": size, "in_chans": in_chans}
+    raise DataError(f"{path}: weights do not fit model {arch!r} (in_chans 2 or 1): {last}")
+
+
 def load_model(
-    path: str | os.PathLike, device: str | torch.device = "cpu"
+    path: str | os.PathLike, device: str | torch.device = "cpu", arch: str | None = None
 ) -> tuple[nn.Module, dict]:
     """Load a file written by :func:`save_model` → ``(model in eval mode on device, metadata)``.
 
-    Raises ``DataError`` (naming the file) for a missing, corrupt or foreign file, an unknown model
-    name or weights that do not fit the architecture.
+    ``arch``: a registered model name (the ``ARCH:FILE`` model spec): the file may then also be a
+    bare ``state_dict`` safetensors file, and must hold that architecture. Raises ``DataError``
+    (naming the file) for a missing, corrupt or foreign file, an unknown model name or weights
+    that do not fit the architecture.
     """
     path = Path(path)
+    if arch is not None:
+        model, metadata = _load_arch(path, arch)
+        return model.to(device).eval(), metadata
     config, metadata = read_header(path)
     config = upgrade_config(config)
     try:
@@ -85,13 +142,7 @@ def load_model(
         raise DataError(f"{path}: {exc}") from None
     except TypeError as exc:
         raise DataError(f"{path}: bad model config {config!r} ({exc})") from None
-    try:
-        state: dict[str, torch.Tensor] = {}
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            for key in f.keys():  # noqa: SIM118 - safe_open is not a Mapping
-                state[key] = f.get_tensor(key)
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise DataError(f"{path}: cannot read weights ({exc})") from None
+    state = _read_state(path)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:

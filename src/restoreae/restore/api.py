@@ -1,7 +1,7 @@
 """The Python API: restore real images of single characters.
 
 >>> from restoreae import Restorer
->>> r = Restorer.from_pretrained()                  # the shipped model, PyTorch on the CPU
+>>> r = Restorer.from_pretrained()                  # the shipped model, the fast CPU backend
 >>> out = r.restore("rubbing.jpg", char="永")       # uint8 (H, W), the input's size and polarity
 
 Inputs may be file paths, PIL images or numpy arrays (grey, RGB, RGBA; uint8, uint16 or float);
@@ -20,12 +20,9 @@ import numpy as np
 from PIL import Image
 
 from restoreae.errors import DataError, RestoreAEError
-from restoreae.restore.backends import Backend, OnnxBackend, TorchBackend
+from restoreae.models.weights import ModelSource, resolve_weights
+from restoreae.restore.backends import BACKENDS, Backend, open_backend
 from restoreae.restore.preprocess import Polarity, Prepared, finish, load_image, prepare
-
-PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "pretrained"
-#: The shipped default model.
-DEFAULT_MODEL = PRETRAINED_DIR / "default.safetensors"
 
 ImageLike = np.ndarray | Image.Image | str | os.PathLike
 
@@ -50,60 +47,24 @@ def validate_char(char: str) -> str:
     return c
 
 
-def resolve_model_path(model: str | os.PathLike | None) -> Path:
-    """Find the weights file for a model argument.
-
-    ``None`` or ``"default"``: the shipped model; an existing file: itself; a run folder:
-    ``weights/best.safetensors`` (else ``last``); a bare name: ``pretrained/<name>.safetensors``.
-    """
-    if model is None or str(model) == "default":
-        if not DEFAULT_MODEL.is_file():
-            raise RestoreAEError(
-                f"the shipped model {DEFAULT_MODEL} is missing: this installation has no trained "
-                "default model yet; pass --model CHECKPOINT (a file written by `restoreae train`)"
-            )
-        return DEFAULT_MODEL
-    path = Path(model)
-    if path.is_file():
-        return path
-    if path.is_dir():
-        for rel in (
-            "weights/best.safetensors",
-            "best.safetensors",
-            "weights/last.safetensors",
-            "last.safetensors",
-        ):
-            if (path / rel).is_file():
-                return path / rel
-        raise RestoreAEError(f"{path}: folder holds no weights/best.safetensors")
-    named = PRETRAINED_DIR / f"{model}.safetensors"
-    if named.is_file():
-        return named
-    available = sorted(p.stem for p in PRETRAINED_DIR.glob("*.safetensors"))
-    raise RestoreAEError(
-        f"{model}: no such checkpoint file, run folder or shipped model "
-        f"(shipped: {', '.join(available) or 'none'})"
-    )
-
-
 class Restorer:
     """Restore damaged images of single Chinese characters with a trained model.
 
-    ``model``: checkpoint path, run folder, shipped model name, or None for the shipped default.
-    ``backend``: ``"torch"`` or ``"onnx"`` (ONNX Runtime on the CPU; with ``onnx_path`` the file
-    written by ``restoreae export``, else the model is exported in memory on start-up), or a ready
-    backend object (:class:`~restoreae.restore.backends.Backend`; ``model`` is then ignored).
-    ``device``: torch device for the torch backend. ``threads``: CPU threads (None: library
-    default). ``polarity``: ``"auto"`` (detect per image), ``"dark-on-light"`` or
+    ``model``: any model spec (:func:`restoreae.models.weights.resolve_weights`: None or a shipped
+    name, a run folder, a ``.safetensors`` or ``.onnx`` file, ``ARCH:FILE``).
+    ``backend``: ``"auto"`` (ONNX Runtime on the CPU, from an export cached beside the weights;
+    PyTorch on other devices), ``"onnx"``, ``"torch"``, or a ready backend object
+    (:class:`~restoreae.restore.backends.Backend`; ``model`` is then ignored).
+    ``device``: torch device (``cpu`` for the ONNX backend). ``threads``: CPU threads (None:
+    library default). ``polarity``: ``"auto"`` (detect per image), ``"dark-on-light"`` or
     ``"light-on-dark"``.
     """
 
     def __init__(
         self,
         model: str | os.PathLike | None = None,
-        backend: str | Backend = "torch",
+        backend: str | Backend = "auto",
         device: str = "cpu",
-        onnx_path: str | os.PathLike | None = None,
         threads: int | None = None,
         polarity: Polarity = "auto",
     ) -> None:
@@ -114,30 +75,26 @@ class Restorer:
                     f"backend object {type(backend).__name__} must be callable and have "
                     f"metadata, img_size, in_chans (missing: {', '.join(missing) or 'none'})"
                 )
-        elif backend not in ("torch", "onnx"):
-            raise RestoreAEError(f"backend must be 'torch' or 'onnx', got {backend!r}")
+        elif backend not in BACKENDS:
+            raise RestoreAEError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         if polarity not in ("auto", "dark-on-light", "light-on-dark"):
             raise RestoreAEError(
                 f"polarity must be auto, dark-on-light or light-on-dark: {polarity!r}"
             )
         self.polarity: Polarity = polarity
-        self.backend_name = backend if isinstance(backend, str) else type(backend).__name__
         self._backend: Backend
-        self.model_path: Path | None = None
-        if not isinstance(backend, str):
-            self._backend = backend
-        elif backend == "onnx" and onnx_path is not None:
-            self._backend = OnnxBackend(onnx_path, threads=threads)
+        #: The resolved model spec (None for a ready backend object).
+        self.source: ModelSource | None = None
+        if isinstance(backend, str):
+            self.source = resolve_weights(model)
+            self._backend = open_backend(self.source, backend, device=device, threads=threads)
         else:
-            self.model_path = resolve_model_path(model)
-            torch_backend = TorchBackend(self.model_path, device=device, threads=threads)
-            if backend == "onnx":
-                from restoreae.restore.export import onnx_bytes
-
-                data = onnx_bytes(torch_backend.model, torch_backend.metadata)
-                self._backend = OnnxBackend(data, threads=threads, metadata=torch_backend.metadata)
-            else:
-                self._backend = torch_backend
+            self._backend = backend
+        #: ``"onnx"``, ``"torch"`` or the backend object's class name: what runs the model.
+        self.backend_name = {"OnnxBackend": "onnx", "TorchBackend": "torch"}.get(
+            type(self._backend).__name__, type(self._backend).__name__
+        )
+        self.model_path: Path | None = self.source.path if self.source else None
         self.metadata: dict = dict(self._backend.metadata)
         self._renderer = None
         self._reference_cache: dict[str, np.ndarray] = {}
@@ -148,13 +105,12 @@ class Restorer:
     def from_pretrained(
         cls,
         model: str | os.PathLike | None = None,
-        backend: str = "torch",
+        backend: str = "auto",
         device: str = "cpu",
-        onnx_path: str | os.PathLike | None = None,
         **kwargs,
     ) -> Restorer:
-        """A restorer for the shipped default model (``model=None``) or a named/pathed one."""
-        return cls(model, backend=backend, device=device, onnx_path=onnx_path, **kwargs)
+        """A restorer for the shipped default model (``model=None``) or any model spec."""
+        return cls(model, backend=backend, device=device, **kwargs)
 
     # ------------------------------------------------------------------ properties
     @property

@@ -1,24 +1,33 @@
-"""Inference backends: PyTorch and ONNX Runtime behind one interface.
+"""Inference backends: PyTorch and ONNX Runtime behind one interface, and the choice between them.
 
 A backend is called with a ``float32`` numpy batch ``(B, C, S, S)`` in ``[0, 1]`` (channel 0: the
-damaged glyph, channel 1 (optional): the reference; white ink = 1 on black = 0) and returns the
-restored batch ``float32 (B, K, S, S)`` in ``[0, 1]``, same polarity: K = 1 (the restored glyph)
-or, for composite models, K = 2 (restored content, restoration mask; see
-:func:`restoreae.models.io.for_inference`). Both carry the model's
-``metadata`` (``img_size``, ``in_chans``, ``reference_font``, ``reference_face_index``,
-``traditional``).
+damaged glyph, channel 1 (optional): the reference; white ink = 1 on black = 0) and returns
+whatever the model outputs, ``float32 (B, K, S, S)`` in ``[0, 1]``, same polarity (K = 1: the
+restored glyph; K = 2 for composite models: restored content and restoration mask, see
+:func:`restoreae.models.io.for_inference`). Both carry
+the model's ``metadata`` (``img_size``, ``in_chans``, ``reference_font``,
+``reference_face_index``, ``traditional``, ...).
+
+:func:`open_backend` picks the backend for a resolved model spec: ``auto`` runs ONNX Runtime on the
+CPU (faster there, and the process never imports torch once the export is cached, see
+:func:`restoreae.restore.export.cached_onnx`) and PyTorch on other devices.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import warnings
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from restoreae.errors import RestoreAEError
+
+if TYPE_CHECKING:
+    from restoreae.models.weights import ModelSource
 
 #: Key of the JSON metadata stored in an exported ONNX file's ``metadata_props``.
 ONNX_METADATA_KEY = "restoreae"
@@ -65,14 +74,16 @@ def _check_batch(batch: np.ndarray, in_chans: int, size: int) -> np.ndarray:
 class TorchBackend:
     """PyTorch backend: ``restoreae.models.io.load_model``; batched, ``no_grad``, channels_last.
 
-    ``threads``: when given, ``torch.set_num_threads`` (process-wide) is set to it. On the CPU the
+    ``source``: a ``.safetensors`` path or a resolved :class:`~restoreae.models.weights.ModelSource`
+    (``ARCH:FILE`` specs need the latter). ``threads``: when given, ``torch.set_num_threads``
+    (process-wide) is set to it. ``.model`` is the loaded ``nn.Module``. On the CPU the
     process keeps freed memory for reuse (:func:`restoreae.cpu.keep_freed_memory`, process-wide):
     without it a batch of 64 at 224 px spends about half its CPU time faulting in fresh pages.
     """
 
     def __init__(
         self,
-        path: str | os.PathLike,
+        source: str | os.PathLike | ModelSource,
         device: str = "cpu",
         threads: int | None = None,
     ) -> None:
@@ -82,20 +93,22 @@ class TorchBackend:
 
         if threads is not None:
             torch.set_num_threads(int(threads))
+        path = getattr(source, "path", source)
+        arch = getattr(source, "arch", None)
         self.path = Path(path)
         self.device = torch.device(device)
         if self.device.type == "cpu":
             from restoreae.cpu import keep_freed_memory
 
             keep_freed_memory()
-        model, metadata = load_model(self.path, device=str(self.device))
+        model, metadata = load_model(self.path, device=str(self.device), arch=arch)
         self.model = for_inference(model).to(self.device, memory_format=torch.channels_last)
         self.metadata = _complete_metadata(metadata, getattr(model, "config", None), str(self.path))
         self.img_size = self.metadata["img_size"]
         self.in_chans = self.metadata["in_chans"]
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        """``batch`` float32 (B, C, S, S) in [0, 1] → float32 (B, K, S, S) in [0, 1]."""
+        """``batch`` float32 (B, C, S, S) in [0, 1] → the model's float32 (B, K, S, S) in [0, 1]."""
         import torch
 
         batch = _check_batch(batch, self.in_chans, self.img_size)
@@ -153,7 +166,54 @@ class OnnxBackend:
         self.path = None if isinstance(source, bytes) else Path(source)
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        """``batch`` float32 (B, C, S, S) in [0, 1] → float32 (B, K, S, S) in [0, 1]."""
+        """``batch`` float32 (B, C, S, S) in [0, 1] → the model's float32 (B, K, S, S) in [0, 1]."""
         batch = _check_batch(batch, self.in_chans, self.img_size)
         (y,) = self.session.run(None, {self.input_name: batch})[:1]
         return np.asarray(y, dtype=np.float32)
+
+
+BACKENDS = ("auto", "onnx", "torch")
+
+
+def onnxruntime_available() -> bool:
+    """Whether ONNX Runtime is installed (checked without importing it)."""
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
+def open_backend(
+    source: ModelSource,
+    backend: str = "auto",
+    device: str = "cpu",
+    threads: int | None = None,
+) -> TorchBackend | OnnxBackend:
+    """The backend that runs ``source`` (a resolved model spec).
+
+    ``backend``: ``"onnx"`` (ONNX Runtime on the CPU; a ``.safetensors`` model is exported once and
+    the export cached, see :func:`restoreae.restore.export.cached_onnx`), ``"torch"`` (PyTorch on
+    ``device``) or ``"auto"``: ONNX Runtime when ``device`` is ``cpu`` and ONNX Runtime is
+    installed, else PyTorch; when the export fails under ``auto`` a warning is given and PyTorch
+    runs the model. A ``.onnx`` file always runs on ONNX Runtime.
+    """
+    if backend not in BACKENDS:
+        raise RestoreAEError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    on_cpu = str(device) == "cpu"
+    if source.format == "onnx":
+        if backend == "torch":
+            raise RestoreAEError(f"{source.path}: an ONNX file runs with the onnx backend only")
+        if not on_cpu:
+            raise RestoreAEError(f"{source.path}: ONNX models run on the CPU only (not {device})")
+        return OnnxBackend(source.path, threads=threads)
+    if backend == "onnx" and not on_cpu:
+        raise RestoreAEError(f"the onnx backend runs on the CPU only (not {device})")
+    use_onnx = backend == "onnx" or (backend == "auto" and on_cpu and onnxruntime_available())
+    if not use_onnx:
+        return TorchBackend(source, device=device, threads=threads)
+    from restoreae.restore.export import cached_onnx
+
+    try:
+        return cached_onnx(source, threads=threads)
+    except RestoreAEError as exc:
+        if backend == "onnx":
+            raise
+        warnings.warn(f"ONNX Runtime cannot run {source.path} ({exc}); using PyTorch", stacklevel=2)
+        return TorchBackend(source, device=device, threads=threads)

@@ -362,8 +362,7 @@ def restore_command(args: argparse.Namespace) -> int:
 
     default_char = validate_char(args.char) if getattr(args, "char", None) else None
     charmap = CharMap(args.chars_csv) if getattr(args, "chars_csv", None) else None
-    onnx_path = getattr(args, "onnx", None)
-    backend = "onnx" if onnx_path is not None else getattr(args, "backend", "torch")
+    backend = getattr(args, "backend", None) or "auto"
     polarity = getattr(args, "polarity", "auto") or "auto"
     batch_size = getattr(args, "batch_size", 16)
     if not isinstance(batch_size, int) or batch_size < 1:
@@ -389,7 +388,6 @@ def restore_command(args: argparse.Namespace) -> int:
         getattr(args, "model", None),
         backend=backend,
         device=device,
-        onnx_path=onnx_path,
     )
     stale = clean_stale_temp_files(out_dir, recursive=True)
     used: set[Path] = set()

@@ -144,13 +144,14 @@ def demo_grid(
 
 def demo_command(args: argparse.Namespace) -> int:
     """Restore the bundled samples with the shipped model; write the side-by-side PNG."""
-    from restoreae.restore.api import DEFAULT_MODEL, Restorer
+    from restoreae.models.weights import shipped_path
+    from restoreae.restore.api import Restorer
     from restoreae.restore.command import save_image
     from restoreae.restore.preprocess import load_image, prepare, to_input_polarity
 
-    if not DEFAULT_MODEL.is_file():
+    if not shipped_path().is_file():
         raise RestoreAEError(
-            f"the shipped model {DEFAULT_MODEL} is missing, so the demo cannot restore anything "
+            f"the shipped model {shipped_path()} is missing, so the demo cannot restore anything "
             "yet; train one (`restoreae train -c CONFIG`) and copy its weights/best.safetensors "
             "there, or restore with `restoreae restore --model CHECKPOINT`"
         )

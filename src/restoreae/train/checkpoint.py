@@ -1,4 +1,4 @@
-"""Run folder layout and kill-safe checkpoints.
+"""Kill-safe checkpoints in a run folder (layout: :class:`restoreae.models.weights.RunPaths`).
 
 ```
 RUN_DIR/
@@ -25,7 +25,6 @@ import pickle
 import random
 import re
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ import torch
 from torch import nn
 
 from restoreae.errors import RestoreAEError
+from restoreae.models.weights import RunPaths  # the layout, shared with every stage
 from restoreae.utils import atomic_write, clean_stale_temp_files
 
 STATE_FORMAT = 1
@@ -41,48 +41,6 @@ STATE_FORMAT = 1
 
 class CheckpointError(RestoreAEError):
     """A checkpoint or run folder is unreadable or inconsistent."""
-
-
-@dataclass(frozen=True)
-class RunPaths:
-    """The files of a run folder."""
-
-    root: Path
-
-    @property
-    def config(self) -> Path:
-        return self.root / "config.yaml"
-
-    @property
-    def weights_dir(self) -> Path:
-        return self.root / "weights"
-
-    @property
-    def last_weights(self) -> Path:
-        return self.weights_dir / "last.safetensors"
-
-    @property
-    def best_weights(self) -> Path:
-        return self.weights_dir / "best.safetensors"
-
-    def best_step_weights(self, step: int) -> Path:
-        return self.weights_dir / f"best-{step}.safetensors"
-
-    @property
-    def state_dir(self) -> Path:
-        return self.root / "state"
-
-    @property
-    def last_state(self) -> Path:
-        return self.state_dir / "last.pt"
-
-    @property
-    def tb(self) -> Path:
-        return self.root / "tb"
-
-    @property
-    def log(self) -> Path:
-        return self.root / "log.jsonl"
 
 
 _BEST_RE = re.compile(r"^best-(\d+)\.safetensors$")

@@ -37,6 +37,7 @@ from torch.utils.data.distributed import DistributedSampler
 
 from restoreae.cpu import keep_freed_memory
 from restoreae.errors import ConfigError, DataError, RestoreAEError
+from restoreae.models.weights import ModelSource
 from restoreae.train import checkpoint as ckpt
 from restoreae.train.config import TrainConfig, config_differences, load_config
 from restoreae.train.distributed import (
@@ -828,16 +829,15 @@ def _train(
 
 
 # --------------------------------------------------------------------------- eval-only
-def _weights_for_eval(cfg: TrainConfig, checkpoint: Path | None) -> Path:
-    if checkpoint is not None and Path(checkpoint).is_file():
-        if Path(checkpoint).suffix == ".safetensors":
-            return Path(checkpoint)
-        raise ConfigError(f"--resume for --eval-only: '{checkpoint}' is not a .safetensors file")
-    paths = ckpt.RunPaths(Path(checkpoint) if checkpoint is not None else Path(cfg.output.run_dir))
-    for cand in (paths.best_weights, paths.last_weights):
-        if cand.is_file():
-            return cand
-    raise ckpt.CheckpointError(f"no weights to evaluate in '{paths.weights_dir}'")
+def _weights_for_eval(cfg: TrainConfig, checkpoint: Path | None) -> ModelSource:
+    """``--resume`` of ``--eval-only`` (any ``.safetensors`` model spec; default: the config's
+    run folder) → the weights to evaluate."""
+    from restoreae.models.weights import resolve_weights
+
+    source = resolve_weights(checkpoint if checkpoint is not None else cfg.output.run_dir)
+    if source.format != "safetensors":
+        raise ConfigError(f"--resume for --eval-only: '{source.path}' is not a .safetensors file")
+    return source
 
 
 def evaluate_checkpoint(cfg: TrainConfig, checkpoint: Path | None = None) -> dict[str, Any]:
@@ -850,8 +850,9 @@ def evaluate_checkpoint(cfg: TrainConfig, checkpoint: Path | None = None) -> dic
 
     info = init_distributed(cfg.train.device)
     try:
-        path = _weights_for_eval(cfg, checkpoint)
-        model, meta = load_model(path, device=info.device)
+        source = _weights_for_eval(cfg, checkpoint)
+        path = source.path
+        model, meta = load_model(path, device=info.device, arch=source.arch)
         in_chans = int(model.config.get("in_chans", meta.get("in_chans", 1)))
         if in_chans != cfg.in_chans:
             raise ConfigError(

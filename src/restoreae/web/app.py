@@ -69,6 +69,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from restoreae.errors import DataError, RestoreAEError
+from restoreae.models.weights import SHIPPED_NAME, resolve_weights, shipped_path
 from restoreae.restore.api import Restorer, validate_char
 from restoreae.restore.inkcheck import count_characters
 from restoreae.restore.preprocess import load_image, to_input_polarity
@@ -76,7 +77,6 @@ from restoreae.restore.preprocess import load_image, to_input_polarity
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
-SHIPPED_MODEL = Path(__file__).resolve().parent.parent / "pretrained" / "default.safetensors"
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 DEFAULT_MAX_FILES = 16
@@ -343,7 +343,7 @@ class RestoreService:
         model_paths: dict[str, str | Path],
         *,
         device: str = "cpu",
-        backend: str = "torch",
+        backend: str = "auto",
         workers: int = 1,
         max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
         max_image_side: int = MAX_IMAGE_SIDE,
@@ -681,7 +681,8 @@ class _Guard:
 
 def shipped_models() -> dict[str, Path]:
     """``{"default": path}`` when the shipped model file is installed, else ``{}``."""
-    return {"default": SHIPPED_MODEL} if SHIPPED_MODEL.is_file() else {}
+    path = shipped_path()
+    return {SHIPPED_NAME: path} if path.is_file() else {}
 
 
 def _error(status: int, en: str, zh: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -702,7 +703,7 @@ def create_app(
     model_paths: dict[str, str | Path] | None = None,
     *,
     device: str = "cpu",
-    backend: str = "torch",
+    backend: str = "auto",
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
     max_files: int = DEFAULT_MAX_FILES,
     max_image_side: int = MAX_IMAGE_SIDE,
@@ -715,8 +716,10 @@ def create_app(
 ) -> FastAPI:
     """Build the web app.
 
-    ``model_paths``: page name → checkpoint path or model name for ``Restorer.from_pretrained``;
-    None → the shipped default model when installed. Limits: ``max_upload_bytes`` per file,
+    ``model_paths``: page name → model spec for ``Restorer.from_pretrained`` (see
+    :func:`restoreae.models.weights.resolve_weights`); None → the shipped default model when
+    installed. ``backend``: ``auto`` | ``onnx`` | ``torch`` (see
+    :func:`restoreae.restore.backends.open_backend`). Limits: ``max_upload_bytes`` per file,
     ``max_files`` per request, ``max_image_side`` pixels; ``max_queued`` jobs waiting,
     ``max_kept_jobs`` finished jobs, ``max_job_bytes`` / ``max_stored_bytes`` of result images
     per job / in all. ``workers`` inference threads. ``allowed_hosts``: the ``Host`` names
@@ -938,18 +941,22 @@ def create_app(
 
 # --------------------------------------------------------------------------- command
 def parse_model_args(values: list[str] | None) -> dict[str, str]:
-    """``--model`` values → page names: ``NAME=PATH``, a checkpoint path (named by its stem) or a
-    model name. The shipped default, when installed, comes first as ``default``."""
+    """``--model`` values → page name → model spec. A value is ``NAME=SPEC`` or a bare ``SPEC``
+    (named after the model: a run folder's name, a file's stem); every spec is resolved now (see
+    :func:`restoreae.models.weights.resolve_weights`), so a bad one fails before the server
+    starts. The shipped default, when installed, comes first as ``default``."""
     models: dict[str, str] = {k: str(v) for k, v in shipped_models().items()}
     for value in values or []:
         name, sep, target = value.partition("=")
         if not sep:
-            target, path = value, Path(value)
-            name = path.stem if path.suffix else value
-            if path.parent.name == "weights" and path.parent.parent.name:  # a run's weights
-                name = f"{path.parent.parent.name}-{path.stem}"
-        if not name or not target:
-            raise RestoreAEError(f"--model {value!r}: expected PATH or NAME=PATH")
+            name, target = "", value
+        elif not name or not target:
+            raise RestoreAEError(f"--model {value!r}: expected MODEL or NAME=MODEL")
+        try:
+            source = resolve_weights(target)
+        except RestoreAEError as exc:
+            raise RestoreAEError(f"--model {value}: {exc}") from None
+        name = name or source.name
         base, n = name, 2
         while name in models and models[name] != target:
             name, n = f"{base}-{n}", n + 1
@@ -976,10 +983,6 @@ def serve_command(args: argparse.Namespace) -> int:
             "no model to serve: the shipped default model is not installed; "
             "pass --model PATH (a checkpoint written by `restoreae train`)"
         )
-    for name, target in models.items():
-        looks_like_path = any(c in target for c in "/\\") or target.endswith(".safetensors")
-        if looks_like_path and not Path(target).is_file():
-            raise RestoreAEError(f"--model {name}: checkpoint file not found: {target}")
     from restoreae.devices import check_device
 
     if not args.max_upload_mb > 0:
@@ -988,6 +991,7 @@ def serve_command(args: argparse.Namespace) -> int:
     app = create_app(
         models,
         device=check_device(args.device),
+        backend=getattr(args, "backend", None) or "auto",
         max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
         max_files=args.max_files,
         allowed_hosts=hosts,
