@@ -1,19 +1,24 @@
-"""Single-image CPU inference latency of the torch and ONNX Runtime backends.
+"""CPU inference of the PyTorch and ONNX Runtime backends: cold process and per-glyph latency.
 
-    .venv/bin/python benchmarks/bench_inference.py [--model CHECKPOINT] [--arch NAME --img-size S]
-        [--threads 1,2] [--repeats 30] [--write]
+    python benchmarks/bench_inference.py [--model SPEC] [--runs 3] [--threads 2]
+        [--repeats 20] [--write]
 
-For each backend and thread count: milliseconds per call, median of ``--repeats`` timed calls after
-warm-up, for
+1. **Cold process**: ``restoreae restore glyph.png -o OUT`` (one 180×164 image, the character
+   given) in a fresh Python process, once per backend (``--backend torch`` and the default
+   ``auto``, i.e. ONNX Runtime from the cached export). Wall time and peak resident memory
+   (``ru_maxrss`` of the child from ``os.wait4``, the figure ``/usr/bin/time -v`` prints as
+   "Maximum resident set size"); the minimum of ``--runs`` runs, because the machine may be shared.
+   The cache is made by one untimed run first; the first use of a model (the export itself,
+   which imports torch) is timed once on a fresh copy of the weights. Whether the process
+   imported torch is read from ``python -X importtime``.
+2. **Latency**: milliseconds per glyph at batch 1 and 64, for the model alone
+   (``Restorer.run`` on a ready float32 batch) and the full path (``Restorer.restore_many`` on
+   180×164 grey images in memory: polarity, crop, resize, reference glyph, model, paste back);
+   minimum and median of ``--repeats`` timed calls after warm-up.
 
-- *model only*, batch 1 and batch 32 (``Restorer.run`` on a float32 (B, C, S, S) batch);
-- *full path*, one real-sized image (180×164 px, ink on paper; load from memory, polarity,
-  contrast, crop, resize, reference glyph, model, paste back) and 32 images through
-  ``restore_many(batch_size=32)``.
-
-The model is the shipped default when present (or ``--model``); otherwise an untrained ``--arch``
-built with ``create_model`` (latency does not depend on the weights' values). The table is printed;
-``--write`` also puts it in docs/PERFORMANCE.md, section "Inference latency" (replaced when present).
+The model is ``--model`` (any model spec), by default the shipped one. Prints a Markdown section;
+with ``--write`` it replaces the "Inference: cold start and latency" section of
+docs/PERFORMANCE.md.
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -32,19 +39,10 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 PERF_DOC = ROOT / "docs" / "PERFORMANCE.md"
-SECTION = "## Inference latency"
+SECTION = "## Inference: cold start and latency"
+OLD_SECTIONS = ("## Inference latency",)
 CHARS = "永和春山水德寿书天地人心"
-
-
-def _median_ms(fn, repeats: int, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1000.0)
-    return statistics.median(times)
+BATCHES = (1, 64)
 
 
 def _images(n: int) -> list[np.ndarray]:
@@ -73,134 +71,212 @@ def _cpu_name() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def _model_path(args: argparse.Namespace, tmp: Path) -> tuple[Path, str]:
-    from restoreae.restore.api import DEFAULT_MODEL, resolve_model_path
+# --------------------------------------------------------------------------- cold process
+def _child_env() -> dict[str, str]:
+    src = str(ROOT / "src")
+    return {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
 
-    if args.model:
-        path = resolve_model_path(args.model)
-        return path, f"`{args.model}`"
-    if DEFAULT_MODEL.is_file():
-        return DEFAULT_MODEL, "the shipped default model"
-    import torch
 
-    from restoreae.models.io import save_model
-    from restoreae.models.registry import create_model
+def run_measured(cmd: list[str], cwd: Path) -> tuple[float, float]:
+    """Run ``cmd``; ``(wall seconds, peak RSS MiB)`` of that child process (``os.wait4``)."""
+    with tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(
+            cmd, cwd=cwd, env=_child_env(), stdout=subprocess.DEVNULL, stderr=err
+        )
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            err.seek(0)
+            raise SystemExit(f"{' '.join(cmd)} failed:\n{err.read().decode()[-2000:]}")
+    return wall, usage.ru_maxrss / 1024.0  # Linux: KiB
 
-    torch.manual_seed(0)
-    model = create_model(args.arch, in_chans=2, img_size=args.img_size)
-    path = tmp / f"{args.arch}.safetensors"
-    save_model(model, path, {"img_size": args.img_size, "in_chans": 2})
-    return (
-        path,
-        f"untrained `{args.arch}` (no shipped model yet; latency does not depend on weights)",
+
+def imports_torch(cmd: list[str], cwd: Path) -> bool:
+    """Whether ``cmd`` (a ``python -m ...`` command) imports torch, from ``-X importtime``."""
+    proc = subprocess.run(
+        [cmd[0], "-X", "importtime", *cmd[1:]],
+        cwd=cwd,
+        env=_child_env(),
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
+    return any(
+        line.startswith("import time:") and line.rsplit("|", 1)[-1].strip() == "torch"
+        for line in proc.stderr.splitlines()
     )
 
 
-def run(args: argparse.Namespace) -> list[dict]:
-    import torch
+def cold_start(args: argparse.Namespace, work: Path) -> list[dict]:
+    """Cold-process figures for each backend (see the module docstring)."""
+    from PIL import Image
 
-    from restoreae.models.io import load_model
-    from restoreae.restore.api import Restorer
-    from restoreae.restore.backends import _complete_metadata
-    from restoreae.restore.export import export_onnx
+    from restoreae.models.weights import resolve_weights
 
-    rows: list[dict] = []
-    with tempfile.TemporaryDirectory() as td:
-        tmp = Path(td)
-        path, desc = _model_path(args, tmp)
-        model, meta = load_model(path)
-        meta = _complete_metadata(meta, getattr(model, "config", None), str(path))
-        onnx_path = tmp / "model.onnx"
-        export_onnx(model, meta, onnx_path)
-        images = _images(32)
-        chars = [CHARS[i % len(CHARS)] for i in range(32)]
-        args.description = desc
-        for backend in ("torch", "onnx"):
-            for threads in args.threads:
-                r = Restorer(
-                    path,
-                    backend=backend,
-                    onnx_path=onnx_path if backend == "onnx" else None,
-                    threads=threads,
-                )
-                s, c = r.img_size, r.in_chans
-                args.img_size_used, args.in_chans_used = s, c
-                rng = np.random.default_rng(0)
-                b1 = rng.random((1, c, s, s), dtype=np.float32)
-                b32 = rng.random((32, c, s, s), dtype=np.float32)
-                small = max(5, args.repeats // 5)
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    row = {
-                        "backend": "PyTorch" if backend == "torch" else "ONNX Runtime",
-                        "threads": threads,
-                        "model_b1": _median_ms(lambda r=r, b=b1: r.run(b), args.repeats),
-                        "model_b32": _median_ms(lambda r=r, b=b32: r.run(b), small, warmup=1),
-                        "full_1": _median_ms(
-                            lambda r=r: r.restore(images[0], char=chars[0]), args.repeats
-                        ),
-                        "full_32": _median_ms(
-                            lambda r=r: r.restore_many(images, chars, batch_size=32),
-                            small,
-                            warmup=1,
-                        ),
-                    }
-                rows.append(row)
-                print(
-                    f"{row['backend']:<12} threads={threads}: model b1 {row['model_b1']:.1f} ms, "
-                    f"b32 {row['model_b32']:.1f} ms; full 1 image {row['full_1']:.1f} ms, "
-                    f"32 images {row['full_32']:.1f} ms",
-                    flush=True,
-                )
-        torch.set_num_threads(max(args.threads))
+    source = resolve_weights(args.model)
+    Image.fromarray(_images(1)[0]).save(work / "glyph.png")
+    base = [sys.executable, "-m", "restoreae.cli", "restore", "glyph.png", "--char", CHARS[0]]
+    model = ["--model", str(args.model)] if args.model else []
+    rows = []
+    for backend in ("torch", "auto"):
+        cmd = [*base, *model, "-o", f"out-{backend}", "--backend", backend]
+        run_measured(cmd, work)  # untimed: makes the cached export for auto, warms the disk cache
+        runs = [run_measured(cmd, work) for _ in range(args.runs)]
+        rows.append(
+            {
+                "backend": "PyTorch" if backend == "torch" else "ONNX Runtime (auto)",
+                "command": " ".join(["restoreae", *cmd[3:]]),
+                "wall": min(r[0] for r in runs),
+                "wall_median": statistics.median(r[0] for r in runs),
+                "rss": min(r[1] for r in runs),
+                "torch": imports_torch(cmd, work),
+            }
+        )
+        print(
+            f"cold {backend}: {rows[-1]['wall']:.2f} s, {rows[-1]['rss']:.0f} MiB, "
+            f"torch imported: {rows[-1]['torch']}",
+            flush=True,
+        )
+    if source.format == "safetensors":  # first use: the export itself, once, on a fresh copy
+        fresh = work / "fresh" / source.path.name
+        fresh.parent.mkdir()
+        shutil.copy(source.path, fresh)
+        cmd = [*base, "-o", "out-first", "--model", str(fresh)]
+        wall, rss = run_measured(cmd, work)
+        rows.append(
+            {
+                "backend": "ONNX Runtime (auto), first use: export + check",
+                "command": "the same, with a model used for the first time",
+                "wall": wall,
+                "wall_median": wall,
+                "rss": rss,
+                "torch": True,
+                "single": True,
+            }
+        )
+        print(f"first use (export): {wall:.2f} s, {rss:.0f} MiB", flush=True)
     return rows
 
 
-def markdown(rows: list[dict], args: argparse.Namespace) -> str:
+# --------------------------------------------------------------------------- latency
+def _times_ms(fn, repeats: int, warmup: int) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t0) * 1000.0)
+    return out
+
+
+def latency(args: argparse.Namespace) -> list[dict]:
+    """Per-glyph milliseconds (min, median) for each backend, batch 1 and 64."""
+    from restoreae.restore.api import Restorer
+
+    images = _images(max(BATCHES))
+    chars = [CHARS[i % len(CHARS)] for i in range(len(images))]
+    rows = []
+    for backend in ("torch", "onnx"):
+        r = Restorer(args.model, backend=backend, threads=args.threads)
+        args.img_size_used, args.in_chans_used = r.img_size, r.in_chans
+        rng = np.random.default_rng(0)
+        for b in BATCHES:
+            batch = rng.random((b, r.in_chans, r.img_size, r.img_size), dtype=np.float32)
+            reps = args.repeats if b == 1 else max(3, args.repeats // 4)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model = _times_ms(lambda r=r, x=batch: r.run(x), reps, warmup=2)
+                full = _times_ms(
+                    lambda r=r, b=b: r.restore_many(images[:b], chars[:b], batch_size=b),
+                    reps,
+                    warmup=1,
+                )
+            row = {
+                "backend": "PyTorch" if backend == "torch" else "ONNX Runtime",
+                "batch": b,
+                "model_min": min(model) / b,
+                "model_med": statistics.median(model) / b,
+                "full_min": min(full) / b,
+                "full_med": statistics.median(full) / b,
+                "repeats": reps,
+            }
+            rows.append(row)
+            print(
+                f"{row['backend']:<12} batch {b:>2}: model {row['model_min']:.2f} ms/glyph, "
+                f"full {row['full_min']:.2f} ms/glyph",
+                flush=True,
+            )
+    return rows
+
+
+# --------------------------------------------------------------------------- report
+def markdown(cold: list[dict], lat: list[dict], args: argparse.Namespace) -> str:
     import onnxruntime
     import torch
 
     s = args.img_size_used
+    model = f"`{args.model}`" if args.model else "the shipped default model"
     lines = [
         SECTION,
         "",
-        f"Model: {args.description}; input (B, {args.in_chans_used}, {s}, {s}). CPU: {_cpu_name()}; "
-        f"torch {torch.__version__.split('+')[0]}, onnxruntime {onnxruntime.__version__}. "
-        f"Milliseconds, median of {args.repeats} calls (batch 32: median of "
-        f"{max(5, args.repeats // 5)}) after warm-up; per-image figures in brackets.",
-        "*Model only* = the network on a ready batch; *full path* = a 180×164 grey image in memory → "
-        "polarity, contrast, glyph crop, resize, reference glyph, model, paste back "
-        "(`Restorer.restore` / `restore_many`).",
+        f"Model: {model}, input (B, {args.in_chans_used}, {s}, {s}). CPU: {_cpu_name()}, "
+        f"{os.cpu_count()} cores; torch {torch.__version__.split('+')[0]}, onnxruntime "
+        f"{onnxruntime.__version__}. The machine was shared with a training run and other jobs "
+        f"(1-minute load average {args.load:.1f} at the start): every figure is the minimum of "
+        "several runs (the least disturbed one), the median is given beside it.",
         "",
-        "| backend | threads | model only, batch 1 | model only, batch 32 | full path, 1 image "
-        "| full path, 32 images |",
-        "|---|---:|---:|---:|---:|---:|",
+        f"**Cold process** (one glyph, a fresh Python process; minimum of {args.runs} runs, "
+        "median in brackets; peak RSS from `os.wait4`, as `/usr/bin/time -v` reports it; the "
+        "files are in the OS page cache):",
+        "",
+        "| backend | wall time, s | peak RSS, MiB | imports torch |",
+        "|---|---:|---:|---|",
     ]
-    for r in rows:
+    for r in cold:
+        med = "" if r.get("single") else f" ({r['wall_median']:.2f})"
         lines.append(
-            f"| {r['backend']} | {r['threads']} | {r['model_b1']:.1f} | {r['model_b32']:.0f} "
-            f"({r['model_b32'] / 32:.1f}) | {r['full_1']:.1f} | {r['full_32']:.0f} "
-            f"({r['full_32'] / 32:.1f}) |"
+            f"| {r['backend']} | {r['wall']:.2f}{med} | {r['rss']:.0f} | "
+            f"{'yes' if r['torch'] else 'no'} |"
         )
     lines += [
         "",
-        "Command: `.venv/bin/python benchmarks/bench_inference.py"
+        "Commands: " + "; ".join(f"`{r['command']}`" for r in cold if not r.get("single")) + ".",
+        "",
+        f"**Latency** per glyph in milliseconds, {args.threads or 'default'} thread(s): minimum "
+        "(median) of the timed calls after warm-up. *Model* = the network on a ready float32 "
+        "batch (`Restorer.run`); *full path* = 180×164 grey images in memory → polarity, "
+        "contrast, crop, resize, reference glyph, model, paste back (`Restorer.restore_many`).",
+        "",
+        "| backend | batch | model, ms/glyph | full path, ms/glyph |",
+        "|---|---:|---:|---:|",
+    ]
+    for r in lat:
+        lines.append(
+            f"| {r['backend']} | {r['batch']} | {r['model_min']:.2f} ({r['model_med']:.2f}) | "
+            f"{r['full_min']:.2f} ({r['full_med']:.2f}) |"
+        )
+    lines += [
+        "",
+        "Command: `python benchmarks/bench_inference.py"
         + (f" --model {args.model}" if args.model else "")
-        + f" --threads {','.join(map(str, args.threads))} --repeats {args.repeats}`"
-        + f"; 1-minute load average at the start: {args.load:.1f} (on a loaded machine the "
-        "2-thread figures suffer most: rerun on a quiet one for clean numbers).",
+        + f" --runs {args.runs} --threads {args.threads} --repeats {args.repeats} --write`.",
         "",
     ]
     return "\n".join(lines)
 
 
 def write_section(text: str, doc: Path = PERF_DOC) -> None:
-    """Replace (or append) the "Inference latency" section of ``doc``, atomically."""
+    """Replace (or append) this benchmark's section of ``doc`` (and its older title), atomically."""
     from restoreae.utils import atomic_write
 
     old = doc.read_text(encoding="utf-8") if doc.is_file() else "# Performance\n\n"
     lines = old.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.strip() == SECTION), None)
+    titles = (SECTION, *OLD_SECTIONS)
+    start = next((i for i, line in enumerate(lines) if line.strip() in titles), None)
     if start is None:
         new = old.rstrip("\n") + "\n\n" + text
     else:
@@ -214,17 +290,20 @@ def write_section(text: str, doc: Path = PERF_DOC) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default=None, help="checkpoint or model name (default: shipped)")
-    p.add_argument("--arch", default="unet_mobilenetv3", help="architecture when no model exists")
-    p.add_argument("--img-size", type=int, default=128, help="size when no model exists")
-    p.add_argument("--threads", default="1,2", help="comma-separated thread counts")
-    p.add_argument("--repeats", type=int, default=30)
-    p.add_argument("--write", action="store_true", help="also write it to PERFORMANCE.md")
+    p.add_argument("--model", default=None, help="any model spec (default: the shipped model)")
+    p.add_argument("--runs", type=int, default=3, help="cold-process runs per backend (min kept)")
+    p.add_argument("--threads", type=int, default=2, help="CPU threads for the latency part")
+    p.add_argument("--repeats", type=int, default=20, help="timed calls at batch 1 (64: a quarter)")
+    p.add_argument("--skip-cold", action="store_true", help="only the latency part")
+    p.add_argument("--write", action="store_true", help="write the section into PERFORMANCE.md")
     args = p.parse_args(argv)
-    args.threads = [int(t) for t in str(args.threads).split(",") if t.strip()]
+    if args.runs < 1 or args.repeats < 1:
+        p.error("--runs and --repeats must be at least 1")
     args.load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    rows = run(args)
-    text = markdown(rows, args)
+    with tempfile.TemporaryDirectory() as td:
+        cold = [] if args.skip_cold else cold_start(args, Path(td))
+    lat = latency(args)
+    text = markdown(cold, lat, args)
     print(text)
     if args.write:
         write_section(text)
