@@ -77,8 +77,9 @@ def _child_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
 
 
-def run_measured(cmd: list[str], cwd: Path) -> tuple[float, float]:
-    """Run ``cmd``; ``(wall seconds, peak RSS MiB)`` of that child process (``os.wait4``)."""
+def run_measured(cmd: list[str], cwd: Path) -> tuple[float, float, float]:
+    """Run ``cmd``; ``(wall seconds, peak RSS MiB, CPU seconds user + system)`` of that child
+    process (``os.wait4``)."""
     with tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(
@@ -90,7 +91,7 @@ def run_measured(cmd: list[str], cwd: Path) -> tuple[float, float]:
         if proc.returncode != 0:
             err.seek(0)
             raise SystemExit(f"{' '.join(cmd)} failed:\n{err.read().decode()[-2000:]}")
-    return wall, usage.ru_maxrss / 1024.0  # Linux: KiB
+    return wall, usage.ru_maxrss / 1024.0, usage.ru_utime + usage.ru_stime  # ru_maxrss: KiB
 
 
 def imports_torch(cmd: list[str], cwd: Path) -> bool:
@@ -132,11 +133,13 @@ def cold_start(args: argparse.Namespace, work: Path) -> list[dict]:
                 "wall": min(r[0] for r in runs),
                 "wall_median": statistics.median(r[0] for r in runs),
                 "rss": min(r[1] for r in runs),
+                "cpu": min(r[2] for r in runs),
                 "torch": imports_torch(cmd, work),
             }
         )
         print(
-            f"cold {backend}: {rows[-1]['wall']:.2f} s, {rows[-1]['rss']:.0f} MiB, "
+            f"cold {backend}: {rows[-1]['wall']:.2f} s wall, {rows[-1]['cpu']:.2f} s CPU, "
+            f"{rows[-1]['rss']:.0f} MiB, "
             f"torch imported: {rows[-1]['torch']}",
             flush=True,
         )
@@ -145,7 +148,7 @@ def cold_start(args: argparse.Namespace, work: Path) -> list[dict]:
         fresh.parent.mkdir()
         shutil.copy(source.path, fresh)
         cmd = [*base, "-o", "out-first", "--model", str(fresh)]
-        wall, rss = run_measured(cmd, work)
+        wall, rss, cpu = run_measured(cmd, work)
         rows.append(
             {
                 "backend": "ONNX Runtime (auto), first use: export + check",
@@ -153,6 +156,7 @@ def cold_start(args: argparse.Namespace, work: Path) -> list[dict]:
                 "wall": wall,
                 "wall_median": wall,
                 "rss": rss,
+                "cpu": cpu,
                 "torch": True,
                 "single": True,
             }
@@ -233,13 +237,13 @@ def markdown(cold: list[dict], lat: list[dict], args: argparse.Namespace) -> str
         "median in brackets; peak RSS from `os.wait4`, as `/usr/bin/time -v` reports it; the "
         "files are in the OS page cache):",
         "",
-        "| backend | wall time, s | peak RSS, MiB | imports torch |",
-        "|---|---:|---:|---|",
+        "| backend | wall time, s | CPU time (user + sys), s | peak RSS, MiB | imports torch |",
+        "|---|---:|---:|---:|---|",
     ]
     for r in cold:
         med = "" if r.get("single") else f" ({r['wall_median']:.2f})"
         lines.append(
-            f"| {r['backend']} | {r['wall']:.2f}{med} | {r['rss']:.0f} | "
+            f"| {r['backend']} | {r['wall']:.2f}{med} | {r['cpu']:.2f} | {r['rss']:.0f} | "
             f"{'yes' if r['torch'] else 'no'} |"
         )
     lines += [
