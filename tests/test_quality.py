@@ -242,9 +242,9 @@ def test_identity_restorer_does_no_harm() -> None:
 # --------------------------------------------------------------------------- command
 def test_eval_real_command_end_to_end(labelled: Path, tmp_path: Path, capsys) -> None:
     from restoreae.cli import main
-    from restoreae.restore.api import DEFAULT_MODEL
+    from restoreae.models.weights import shipped_path
 
-    if not DEFAULT_MODEL.is_file():
+    if not shipped_path().is_file():
         pytest.skip("no shipped model in this checkout")
     out = tmp_path / "q"
     argv = ["eval", "--real", str(labelled / "labels.csv"), "--num", "1", "--no-ocr"]
