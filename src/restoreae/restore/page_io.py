@@ -108,12 +108,10 @@ def restore_page_command(args: argparse.Namespace) -> int:
             f"--text / --text-file give the transcription of one page, but {len(items)} pages "
             "were given; restore them one at a time"
         )
-    onnx_path = getattr(args, "onnx", None)
     restorer = Restorer(
         getattr(args, "model", None),
-        backend="onnx" if onnx_path is not None else getattr(args, "backend", "torch"),
+        backend=getattr(args, "backend", None) or "auto",
         device=getattr(args, "device", "cpu") or "cpu",
-        onnx_path=onnx_path,
         threads=getattr(args, "threads", None),
         polarity=getattr(args, "polarity", "auto") or "auto",
     )
