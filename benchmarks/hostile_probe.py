@@ -287,7 +287,7 @@ def build_cases(d: Path) -> list[dict]:
     (d / "random.safetensors").write_bytes(os.urandom(4000))
     (d / "random.onnx").write_bytes(os.urandom(4000))
     for label, path in models.items():
-        flag = "--onnx" if path.suffix == ".onnx" else "--model"
+        flag = "--model"  # .onnx files are model specs too
         cases.append(
             {
                 "name": label,
@@ -329,7 +329,7 @@ def probe_inputs(d: Path, model: str | None) -> dict:
     cache: dict = {}
 
     def cached(model_arg=None, *a, **kw):  # one model load for the whole probe
-        key = (str(model_arg), kw.get("backend"), str(kw.get("onnx_path")), kw.get("device"))
+        key = (str(model_arg), kw.get("backend"), kw.get("device"))
         if model_arg is None and model is not None:
             model_arg = model
         if key not in cache:
@@ -396,7 +396,7 @@ def probe_memory(d: Path, onnx: Path) -> dict:
                 str(d / name),
                 "-o",
                 str(d / "mem-out"),
-                "--onnx",
+                "--model",
                 str(onnx),
                 "--char",
                 CHAR,
@@ -439,7 +439,7 @@ def probe_kills(d: Path, onnx: Path, kills: int, seed: int = 0) -> dict:
             str(src),
             "-o",
             str(out),
-            "--onnx",
+            "--model",
             str(onnx),
             "--char",
             CHAR,
