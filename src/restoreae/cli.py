@@ -411,10 +411,15 @@ def _add_restore_page(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-ocr", action="store_true", help="do not recognise the characters")
     p.add_argument("--model", default=None, help=f"{_MODEL_SPEC} (default: the shipped model)")
     p.add_argument("--backend", choices=_BACKENDS, default="auto", help=_BACKEND_HELP)
-    p.add_argument("--polarity", choices=("auto", "dark-on-light", "light-on-dark"), default="auto")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument(
+        "--polarity",
+        choices=("auto", "dark-on-light", "light-on-dark"),
+        default="auto",
+        help="ink on the page: detected (auto), dark ink on paper, or light strokes on a rubbing",
+    )
+    p.add_argument("--batch-size", type=int, default=32, help="characters per model batch")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for the model")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="torch device for the torch backend")
     p.set_defaults(func=_run_restore_page)
 
 

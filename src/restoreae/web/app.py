@@ -69,7 +69,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from restoreae.errors import DataError, RestoreAEError
-from restoreae.models.weights import SHIPPED_NAME, resolve_weights, shipped_path
+from restoreae.models.weights import resolve_weights, shipped_names, shipped_path
 from restoreae.restore.api import Restorer, validate_char
 from restoreae.restore.inkcheck import count_characters
 from restoreae.restore.preprocess import load_image, to_input_polarity
@@ -680,9 +680,8 @@ class _Guard:
 
 
 def shipped_models() -> dict[str, Path]:
-    """``{"default": path}`` when the shipped model file is installed, else ``{}``."""
-    path = shipped_path()
-    return {SHIPPED_NAME: path} if path.is_file() else {}
+    """The installed shipped models, ``{name: path}``, ``default`` first (empty when none)."""
+    return {name: shipped_path(name) for name in shipped_names()}
 
 
 def _error(status: int, en: str, zh: str, headers: dict[str, str] | None = None) -> JSONResponse:
