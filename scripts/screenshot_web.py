@@ -163,10 +163,8 @@ def main(argv: list[str] | None = None) -> int:
             page.set_input_files("#files", [str(f) for f in images])
             page.fill("#char", args.chars)
             page.click("#restore-button")
-            page.wait_for_function(
-                f"document.querySelectorAll('#results .result').length === {len(images)}",
-                timeout=120_000,
-            )
+            # (no wait_for_function: the page's Content-Security-Policy forbids evaluated strings)
+            page.wait_for_selector(f"#results .result >> nth={len(images) - 1}", timeout=120_000)
             page.wait_for_selector("#restore-button:not([disabled])")
             errors = page.inner_text("#error-box") if page.is_visible("#error-box") else ""
             png = page.screenshot(full_page=True)

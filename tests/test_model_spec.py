@@ -322,7 +322,7 @@ def test_onnx_restore_and_serve_never_import_torch(zoo, tmp_path) -> None:
         from fastapi.testclient import TestClient
         from restoreae.web.app import create_app
         data = open({str(zoo["image"])!r}, "rb").read()
-        with TestClient(create_app({{"m": {str(st)!r}, "o": {str(zoo["onnx"])!r}}})) as c:
+        with TestClient(create_app({{"m": {str(st)!r}, "o": {str(zoo["onnx"])!r}}}), base_url="http://127.0.0.1:8765") as c:
             for model in ("m", "o"):
                 files = [("files", ("g.png", data, "image/png"))]
                 job = c.post("/api/restore", files=files, data={{"wait": "1", "model": model}})

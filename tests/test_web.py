@@ -301,12 +301,16 @@ def test_browser_shows_error_for_non_image(page, server: str, tmp_path: Path) ->
     page.wait_for_selector("#model option[value=tiny]", state="attached")
     page.set_input_files("#files", str(bad))
     page.click("#restore-button")
-    page.wait_for_selector("#error-box:not([hidden])", timeout=30_000)
-    message = page.inner_text("#error-box")
-    assert "letter.png" in message and "not an image" in message
+    # A file's error is shown once, in its own result card (the page-wide box is for the page).
+    page.wait_for_selector(".result.failed .file-error", timeout=30_000)
+    card = page.inner_text(".result.failed")
+    assert "letter.png" in card and "not an image" in page.inner_text(".result.failed .file-error")
+    assert page.is_hidden("#error-box")
     assert page.locator(".result.failed").count() == 1
     assert page.locator(".result.ok").count() == 0
-    color = page.eval_on_selector("#error-box", "e => getComputedStyle(e).borderColor")
+    color = page.eval_on_selector(
+        ".result.failed .file-error", "e => getComputedStyle(e).borderColor"
+    )
     assert color == "rgb(198, 40, 40)"  # the red box
 
 
@@ -395,10 +399,8 @@ def test_browser_page_mode(page, server: str, tmp_path: Path) -> None:
     page.fill('.page-chars li[data-index="0"] input', "龙")
     assert page.inner_text('.page-box[data-index="0"] .label') == "龙"
     page.click("#page-again")
-    page.wait_for_function(
-        "document.querySelector('.page-chars li[data-index=\"0\"] small')?.textContent === 'text'",
-        timeout=60_000,
-    )
+    # (no wait_for_function: the page's Content-Security-Policy forbids evaluated strings)
+    page.wait_for_selector('.page-chars li[data-index="0"] small:text-is("text")', timeout=60_000)
     assert page.input_value('.page-chars li[data-index="0"] input') == "龙"
     with page.expect_download() as info:
         page.click("#page-download-json")

@@ -69,7 +69,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from restoreae.errors import DataError, RestoreAEError
-from restoreae.models.weights import resolve_weights, shipped_names, shipped_path
+from restoreae.models.weights import SHIPPED_NAME, resolve_weights, shipped_path
 from restoreae.restore.api import Restorer, validate_char
 from restoreae.restore.inkcheck import count_characters
 from restoreae.restore.preprocess import load_image, to_input_polarity
@@ -680,8 +680,10 @@ class _Guard:
 
 
 def shipped_models() -> dict[str, Path]:
-    """The installed shipped models, ``{name: path}``, ``default`` first (empty when none)."""
-    return {name: shipped_path(name) for name in shipped_names()}
+    """``{"default": path}`` when the shipped model file is installed, else ``{}`` (other shipped
+    models are offered with ``serve --model NAME``, e.g. ``--model faithful``)."""
+    path = shipped_path()
+    return {SHIPPED_NAME: path} if path.is_file() else {}
 
 
 def _error(status: int, en: str, zh: str, headers: dict[str, str] | None = None) -> JSONResponse:
