@@ -121,12 +121,12 @@ def test_any_failure_of_one_file_is_reported_and_the_rest_restored(
 
     real_prepare = command.prepare
 
-    def prepare(grey, size, polarity="auto"):
+    def prepare(grey, size, polarity="auto", colour=None):
         if grey.shape == (77, 77):
             raise MemoryError
         if grey.shape == (78, 78):
             raise ValueError("something unexpected")
-        return real_prepare(grey, size, polarity)
+        return real_prepare(grey, size, polarity, colour)
 
     monkeypatch.setattr(command, "prepare", prepare)
     save(glyph_image, tmp_path / "good.png")

@@ -44,16 +44,21 @@ def save_model(model: nn.Module, path: str | os.PathLike, metadata: dict | None 
     return atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=header))
 
 
-def read_header(path: str | os.PathLike) -> tuple[dict, dict]:
-    """``(config, metadata)`` stored in a model file, without loading the weights."""
-    path = Path(path)
+def _string_metadata(path: Path) -> dict[str, str]:
+    """The string metadata of a safetensors file; DataError if missing or unreadable."""
     if not path.is_file():
         raise DataError(f"model file not found: {path}")
     try:
         with safe_open(str(path), framework="pt") as f:
-            header = f.metadata() or {}
+            return f.metadata() or {}
     except (SafetensorError, OSError, ValueError) as exc:
         raise DataError(f"{path}: not a readable safetensors model file ({exc})") from None
+
+
+def read_header(path: str | os.PathLike) -> tuple[dict, dict]:
+    """``(config, metadata)`` stored in a model file, without loading the weights."""
+    path = Path(path)
+    header = _string_metadata(path)
     if header.get("format") != FORMAT:
         raise DataError(
             f"{path}: not a restoreae model file (header format={header.get('format')!r})"
@@ -86,13 +91,7 @@ def _load_arch(path: Path, arch: str) -> tuple[nn.Module, dict]:
     found by fitting 2, then 1; its ``img_size`` comes from the file's string metadata
     ``img_size`` when present, else 224.
     """
-    if not path.is_file():
-        raise DataError(f"model file not found: {path}")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            header = f.metadata() or {}
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise DataError(f"{path}: not a readable safetensors file ({exc})") from None
+    header = _string_metadata(path)
     if header.get("format") == FORMAT:
         config, _ = read_header(path)
         if config["name"] != arch:

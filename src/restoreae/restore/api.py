@@ -169,9 +169,7 @@ class Restorer:
         """Load ``image`` and map it to the model's input glyph (see :func:`prepare`); an opaque
         colour picture keeps its RGB pixels in ``Prepared.colour``."""
         grey, info = load_image(image)
-        prep = prepare(grey, self.img_size, polarity or self.polarity)
-        prep.colour = info.get("rgb")
-        return prep
+        return prepare(grey, self.img_size, polarity or self.polarity, colour=info.get("rgb"))
 
     def finish(self, prep: Prepared, output: np.ndarray) -> np.ndarray:
         """One image's model output ``(K, S, S)`` (see :meth:`run`) → the restored image, uint8

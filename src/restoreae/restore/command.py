@@ -460,8 +460,7 @@ def restore_command(args: argparse.Namespace) -> int:
                                 continue
                     if not (single or force):
                         check_single_character(grey, item.path)
-                    prep = prepare(grey, restorer.img_size, polarity)
-                    prep.colour = info.get("rgb")
+                    prep = prepare(grey, restorer.img_size, polarity, colour=info.get("rgb"))
                     x = restorer.model_input(prep, char, use_reference=not no_reference)
                 except (Exception, MemoryError) as exc:  # noqa: BLE001 - reported per file
                     report.error(_describe_failure(item.path, exc))

@@ -54,9 +54,10 @@ class Prepared:
 
     ``glyph``: uint8 (S, S) model input, white ink on black. ``grey``: uint8 (H, W) input in its
     own polarity. ``norm``: uint8 (H, W), the input in model polarity after lighting
-    flattening and the contrast stretch (0 paper, 255 ink). ``colour``: the input's uint8 (H, W, 3) RGB pixels for a colour picture (set by
-    the caller that loaded it), else None. ``square``: (x0, y0, side) of the square crop in input coordinates (it may
-    extend beyond the image; that part was padded with background). ``box``: (x0, y0, x1, y1) of
+    flattening and the contrast stretch (0 paper, 255 ink). ``colour``: the input's uint8
+    (H, W, 3) RGB pixels for a colour picture, else None. ``square``: (x0, y0, side) of the
+    square crop in input coordinates (it may extend beyond the image; that part was padded with
+    background). ``box``: (x0, y0, x1, y1) of
     the ink, exclusive ends. ``lo``/``hi``: the background / ink grey levels in model polarity
     (ink bright) that were stretched to 0 / 255.
     """
@@ -118,9 +119,16 @@ def _flatten_lighting(g: np.ndarray, t: float) -> np.ndarray:
     return g - level + float(np.median(g[paper > 0]))
 
 
-def prepare(grey: np.ndarray, size: int, polarity: Polarity = "auto") -> Prepared:
+def prepare(
+    grey: np.ndarray,
+    size: int,
+    polarity: Polarity = "auto",
+    colour: np.ndarray | None = None,
+) -> Prepared:
     """Map ``grey`` (uint8 (H, W), any polarity) to the model's input glyph (uint8 (S, S), white
-    ink on black, contrast-stretched, centred in a square around the ink with a margin)."""
+    ink on black, contrast-stretched, centred in a square around the ink with a margin).
+    ``colour``: the same picture's uint8 (H, W, 3) RGB pixels when it has colour (kept for
+    :func:`finish`), else None."""
     if grey.ndim != 2 or grey.dtype != np.uint8 or grey.size == 0:
         raise ImageError(f"expected a non-empty uint8 (H, W) image, got {grey.dtype} {grey.shape}")
     if polarity == "auto":
@@ -172,6 +180,7 @@ def prepare(grey: np.ndarray, size: int, polarity: Polarity = "auto") -> Prepare
         hi=hi,
         box=box,
         square=(sx0, sy0, side),
+        colour=colour,
     )
 
 
