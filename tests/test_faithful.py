@@ -37,6 +37,7 @@ def _glyphs(b: int = 6, size: int = 64) -> torch.Tensor:
 @pytest.mark.parametrize("name", list(STYLE_OPS))
 def test_style_op_shape_range_determinism(name):
     x = _glyphs()
+    x[:, :, ::2, ::2] *= 0.6  # grey ink, as antialiased or pale strokes have (binarize acts on it)
     st = StyleTransform(StyleConfig.from_dict({name: {"p": 1.0}}, "test"))
     a = st(x, torch.Generator().manual_seed(3))
     b = st(x, torch.Generator().manual_seed(3))
@@ -58,7 +59,15 @@ def test_style_share_and_identity():
     changed = int((out - x).abs().flatten(1).amax(1).gt(1e-6).sum())
     assert 16 <= changed <= 48
     assert build_style(None) is None and build_style("none") is None
-    assert set(build_style("writers").ops) == set(list_style_ops())
+    assert set(build_style("calligraphy").ops) == set(list_style_ops())
+
+
+def test_binarize_makes_hard_ink_at_the_level():
+    x = torch.linspace(0.0, 1.0, 128).repeat(2, 1, 128, 1)  # a horizontal ramp, (2, 1, 128, 128)
+    cfg = {"binarize": {"p": 1.0, "level": 0.5, "blur": 0.0}}
+    out = StyleTransform(StyleConfig.from_dict(cfg, "t"))(x, torch.Generator().manual_seed(0))
+    assert set(out.unique().tolist()) == {0.0, 1.0}
+    assert torch.equal(out, (x > 0.5).float())
 
 
 @pytest.mark.parametrize(

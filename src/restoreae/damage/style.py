@@ -174,6 +174,20 @@ def ink_density(x: Tensor, gen: torch.Generator, *, level: Any, gamma: Any) -> T
     return _col(_uniform(gen, (b,), level, x.device)) * x.clamp(min=0.0) ** g
 
 
+@register_style("binarize", level=(0.35, 0.65), blur=(0.0, 1.2))
+def binarize(x: Tensor, gen: torch.Generator, *, level: Any, blur: Any) -> Tensor:
+    """A binarized scan: hard 0/1 ink at a per-sample threshold ``level``, after a blur of
+    ``blur`` px (relative to 128 px) that rounds or thickens the outline the way a scanner's
+    optics do before thresholding. Runs last, so paler ink (``ink_density``) becomes full ink,
+    as in a black-and-white scan."""
+    b = x.shape[0]
+    sigma = _uniform(gen, (b,), blur, x.device) * _scale(x)
+    soft = x
+    if bool((sigma > 0.05).any()):
+        soft = torch.where(_col(sigma > 0.05), gaussian_blur(x, sigma.clamp(min=0.05)), x)
+    return (soft > _col(_uniform(gen, (b,), level, x.device))).to(x.dtype)
+
+
 # ------------------------------------------------------------------------------------- config
 @dataclass
 class StyleConfig:
@@ -236,8 +250,8 @@ class StyleConfig:
         return cls(out)
 
 
-#: Built-in style configs. ``writers``: a mild synthetic-writer mix; ``brush``: with heavy brush
-#: strokes too (the shipped model's).
+#: Built-in style configs. ``writers``: a mild synthetic-writer mix (model `faithful`); ``brush``:
+#: with heavy brush strokes too; ``calligraphy``: ``brush`` plus binarized scans.
 STYLE_PRESETS: dict[str, dict[str, Any]] = {
     "writers": {
         "ops": {
@@ -259,6 +273,19 @@ STYLE_PRESETS: dict[str, dict[str, Any]] = {
             "brush_edge": {"p": 0.5},
             "dry_brush": {"p": 0.2},
             "ink_density": {"p": 0.2},
+        }
+    },
+    # Brush hands as archives keep them: ``brush`` plus black-and-white scans (hard, jagged
+    # outlines), whose intact edges must not be taken for damage.
+    "calligraphy": {
+        "ops": {
+            "stroke_weight": {"p": 0.7, "radius": [-1.5, 5.0]},
+            "affine": {"p": 0.5},
+            "elastic": {"p": 0.6, "amount": [1.0, 5.0]},
+            "brush_edge": {"p": 0.5},
+            "dry_brush": {"p": 0.2},
+            "ink_density": {"p": 0.2},
+            "binarize": {"p": 0.4},
         }
     },
 }
