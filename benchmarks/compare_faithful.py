@@ -32,11 +32,24 @@ from restoreae.restore import preprocess
 from restoreae.restore.api import Restorer
 
 
-def _font_set(corpus: Path, num: int, seed: int) -> tuple[list[np.ndarray], list[str]]:
+def _font_set(
+    corpus: Path, num: int, seed: int, split: str, style: str | None
+) -> tuple[list[np.ndarray], list[str]]:
+    """``num`` glyphs of ``split``; with ``style`` (a ``data.style`` preset) each clean glyph is
+    first turned into a synthetic writer's (seeded), as training targets are."""
     c = Corpus.open(corpus)
-    w, ch = c.pairs("heldout-writers")
+    w, ch = c.pairs(split)
     pick = np.random.default_rng(seed).choice(len(w), min(num, len(w)), replace=False)
-    return [np.array(c.glyphs[w[i], ch[i]]) for i in pick], [c.chars[ch[i]] for i in pick]
+    images = [np.array(c.glyphs[w[i], ch[i]]) for i in pick]
+    if style:
+        import torch
+
+        from restoreae.damage.style import build_style
+
+        x = torch.from_numpy(np.stack(images)).float().div(255.0)[:, None]
+        x = build_style(style)(x, torch.Generator().manual_seed(seed))
+        images = list((x[:, 0] * 255.0).round().byte().numpy())
+    return images, [c.chars[ch[i]] for i in pick]
 
 
 def _real_set(root: Path, prefix: str, num: int, seed: int) -> tuple[list[np.ndarray], list[str]]:
@@ -84,6 +97,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--num", type=int, default=96, help="images per set")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
+        "--split",
+        default="heldout-writers",
+        help="corpus split of the font set (val: to choose settings, never the held-out writers)",
+    )
+    ap.add_argument("--style", default=None, help="style preset applied to the clean font glyphs")
+    ap.add_argument(
+        "--mask-floor",
+        default=None,
+        help="comma-separated preprocess.MASK_FLOOR values to compare (default: as shipped)",
+    )
+    ap.add_argument(
         "--paste",
         action="store_true",
         help="also score each model with the whole restored square pasted back (the v1 path)",
@@ -92,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
 
     sets: dict[str, tuple[list[np.ndarray], list[str]]] = {}
     if args.data.is_dir():
-        sets["fonts (held-out writers)"] = _font_set(args.data, args.num, args.seed)
+        label = f"fonts ({args.split}{', ' + args.style if args.style else ''})"
+        sets[label] = _font_set(args.data, args.num, args.seed, args.split, args.style)
     if (args.real_dev / "labels.csv").is_file():
         sets["real-dev calligraphy"] = _real_set(args.real_dev, "calli", args.num, args.seed)
         sets["real-dev handwriting"] = _real_set(args.real_dev, "handw", args.num, args.seed)
@@ -103,15 +128,19 @@ def main(argv: list[str] | None = None) -> int:
 
     print("| model | path | set | input (dB / SSIM) | with ref | no ref | undamaged in |")
     print("|---|---|---|---|---|---|---|")
-    change_mask = preprocess.change_mask
+    change_mask, shipped_floor = preprocess.change_mask, preprocess.MASK_FLOOR
     for spec in args.models:
         name, _, path = spec.partition("=")
         restorer = Restorer(path or name, backend="torch")
-        modes = ["faithful", "paste"] if args.paste else ["faithful"]
-        for mode in modes:
+        floors = [float(v) for v in args.mask_floor.split(",")] if args.mask_floor else [None]
+        modes = [("faithful", f) for f in floors] + ([("paste", None)] if args.paste else [])
+        for mode, floor in modes:
             preprocess.change_mask = (
                 change_mask if mode == "faithful" else (lambda r, g: np.ones_like(r))
             )
+            preprocess.MASK_FLOOR = shipped_floor if floor is None else floor
+            if floor is not None:
+                mode = f"{mode}, mask floor {floor:g}"
             t0 = time.perf_counter()
             for set_name, (images, all_chars) in sets.items():
                 chars = _drawable(restorer, all_chars)
@@ -124,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
                 row = " | ".join(f"{p:.2f} / {s:.3f}" for p, s in cells)
                 print(f"| {name} | {mode} | {set_name} | {row} |", flush=True)
             print(f"<!-- {name} {mode}: {time.perf_counter() - t0:.0f} s -->", file=sys.stderr)
-    preprocess.change_mask = change_mask
+    preprocess.change_mask, preprocess.MASK_FLOOR = change_mask, shipped_floor
     return 0
 
 
