@@ -34,7 +34,7 @@ fonts:
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q -e ".[dev,ocr]"
 	touch $(STAMP)
 
 demo: setup

@@ -177,8 +177,9 @@ def test_reference_renderer_traditional() -> None:
     kai_trad = ReferenceRenderer(KAI, traditional=True, size=64)
     assert kai_trad.form("书") == "书"
     assert np.array_equal(kai_trad.render("书"), plain.render("书"))
-    with pytest.raises(DataError, match="cannot draw"):
-        plain.render("\u4e02")  # 丂 is outside GB2312: not in this font
+    with pytest.raises(DataError, match="no installed font draws"):
+        ReferenceRenderer(size=64, fallback=False).render("\u4e02")  # 丂: not in GB2312
+    assert plain.draw("\u4e02").fallback  # the fallback chain draws it
     with pytest.raises(DataError, match="nofont.ttf"):
         ReferenceRenderer("/nonexistent/nofont.ttf")
 

@@ -70,7 +70,10 @@ def _add_build_data(sub: argparse._SubParsersAction) -> None:
     p.add_argument("out", type=Path, help="corpus folder to create or complete")
     p.add_argument("--size", type=int, default=224, help="glyph size in pixels (default 224)")
     p.add_argument(
-        "--charset", default="gb2312-1", help="built-in charset name or a UTF-8 file of characters"
+        "--charset",
+        default="gb2312-1",
+        help="built-in charset name (gb2312-1) or a UTF-8 file of any characters; append "
+        "+traditional to add their traditional forms (OpenCC s2t)",
     )
     p.add_argument("--font", action="append", default=[], type=Path, help="extra font file")
     p.add_argument("--font-dir", action="append", default=[], type=Path, help="extra font folder")
@@ -345,12 +348,18 @@ def _add_restore(sub: argparse._SubParsersAction) -> None:
         help="output format: the input's own (same), png or jpg",
     )
     p.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
-    p.add_argument("--char", default=None, help="the character shown (for the reference channel)")
+    p.add_argument(
+        "--char",
+        default=None,
+        help="the character shown, in any form a font draws (simplified, traditional, variant), "
+        "for the reference channel; 'auto': let the recogniser choose it (restoreae[ocr])",
+    )
     p.add_argument(
         "--chars-csv",
         type=Path,
         default=None,
-        help="CSV with columns path,char (path or file name); --char covers unlisted files",
+        help="CSV with columns path,char (path or file name; char may be 'auto'); --char covers "
+        "unlisted files",
     )
     p.add_argument("--model", default=None, help=f"{_MODEL_SPEC} (default: the shipped model)")
     p.add_argument("--no-reference", action="store_true", help="leave the reference channel empty")

@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 
 from restoreae.data.fonts import FontFace, centre_glyph, load_face, render_glyph
-from restoreae.data.reference import ReferenceRenderer, to_traditional
+from restoreae.data.reference import ReferenceRenderer, is_traditional_form, to_traditional
 from restoreae.errors import DataError
 from restoreae.imageio import ImageError, detect_polarity, load_image
 from restoreae.utils import atomic_write
@@ -465,14 +465,18 @@ def build_corpus(
         writers = [w for w, k in zip(writers, keep, strict=True) if k]
         coverage = coverage[keep]
 
-    # reference glyphs
+    # reference glyphs: the given form of each character (the model's font, else the chain)
     missing_ref = []
+    ref_fonts: dict[str, int] = {}
     reference_arr = np.zeros((len(chars), size, size), np.uint8)
     for i, ch in enumerate(chars):
         try:
-            reference_arr[i] = ref.render(ch)
+            drawn = ref.draw(ch)
         except DataError:
             missing_ref.append(ch)
+            continue
+        reference_arr[i] = drawn.glyph
+        ref_fonts[drawn.font] = ref_fonts.get(drawn.font, 0) + 1
     if traditional:
         simplified_only = [ch for ch in chars if ref.form(ch) == ch and to_traditional(ch) != ch]
         if simplified_only:
@@ -483,9 +487,11 @@ def build_corpus(
             )
     if missing_ref:
         raise DataError(
-            f"reference font {ref.font} cannot draw {len(missing_ref)} character(s): "
-            f"{''.join(missing_ref[:200])} (choose another --reference-font)"
+            f"no installed font draws the reference of {len(missing_ref)} character(s): "
+            f"{''.join(missing_ref[:200])} (tried {ref.face.name} and the fallback chain; "
+            "choose another --reference-font or remove them from the charset)"
         )
+    traditional_mask = np.array([is_traditional_form(c) for c in chars], bool)
 
     splits = _choose_splits(
         writers, chars, ref_family, val_writers, test_writers, heldout_chars, seed
@@ -504,14 +510,17 @@ def build_corpus(
                 "path": w.path,
                 "face_index": w.face_index,
                 "n_covered": int(n),
+                "n_covered_traditional": int(row[traditional_mask].sum()),
             }
-            for w, n in zip(writers, coverage.sum(axis=1), strict=True)
+            for w, n, row in zip(writers, coverage.sum(axis=1), coverage, strict=True)
         ],
+        "n_traditional": int(traditional_mask.sum()),
         "reference": {
             "font": str(ref.font),
             "face_index": ref.face_index,
             "traditional": bool(traditional),
             "writer": ref_writer.id if ref_writer else None,
+            "fonts": ref_fonts,
         },
         "splits": splits,
     }
@@ -707,18 +716,26 @@ def format_summary(corpus: Corpus) -> str:
     n_c = len(corpus.chars)
     width = max([len(w["id"]) for w in corpus.writers] + [6])
     fam_w = max([len(w["family"]) for w in corpus.writers] + [6])
+    n_t = int(corpus.manifest.get("n_traditional") or 0)
+    trad_col = f"  {'traditional':>13}" if n_t else ""
     lines = [
         f"corpus {corpus.path}: {len(corpus.writers)} writers in "
-        f"{len({w['family'] for w in corpus.writers})} families, {n_c} chars, size {corpus.size}",
-        f"{'writer':<{width}}  {'family':<{fam_w}}  {'covered':>13}  split",
+        f"{len({w['family'] for w in corpus.writers})} families, {n_c} chars"
+        + (f" ({n_t} traditional forms)" if n_t else "")
+        + f", size {corpus.size}",
+        f"{'writer':<{width}}  {'family':<{fam_w}}  {'covered':>13}{trad_col}  split",
     ]
     for w in corpus.writers:
         role = "test" if w["id"] in test else "val" if w["id"] in val else "train"
         if w["id"] == ref_writer:
             role += " (reference font)"
         n = w["n_covered"]
+        trad = ""
+        if n_t:
+            nt = int(w.get("n_covered_traditional", 0))
+            trad = f"  {nt:>5} {100 * nt / n_t:5.1f}%"
         lines.append(
-            f"{w['id']:<{width}}  {w['family']:<{fam_w}}  {n:>5} {100 * n / n_c:5.1f}%  {role}"
+            f"{w['id']:<{width}}  {w['family']:<{fam_w}}  {n:>5} {100 * n / n_c:5.1f}%{trad}  {role}"
         )
     total = int(corpus.coverage.sum())
     lines.append(
@@ -726,9 +743,12 @@ def format_summary(corpus: Corpus) -> str:
         f"({100 * total / corpus.coverage.size:.1f}%)"
     )
     ref = corpus.manifest["reference"]
+    fonts = ref.get("fonts") or {}
+    drawn_by = ", ".join(f"{name} {n}" for name, n in fonts.items())
     lines.append(
         f"reference: {ref['font']} (face {ref['face_index']}"
         f"{', traditional' if ref['traditional'] else ''})"
+        + (f"; drawn by {drawn_by}" if len(fonts) > 1 else "")
     )
     lines.append(
         f"held-out chars: {len(sp['heldout_chars'])}; "
@@ -755,6 +775,7 @@ def _resolve_reference(spec: str | None, faces: Sequence[FontFace]) -> FontFace 
 
 def build_data_command(args: argparse.Namespace) -> int:
     """``restoreae build-data``: discover fonts, build the corpus, print its summary."""
+    from restoreae.data.charsets import charset_name as charset_label
     from restoreae.data.charsets import get_charset
     from restoreae.data.fonts import discover_fonts
 
@@ -768,7 +789,7 @@ def build_data_command(args: argparse.Namespace) -> int:
         f"building {args.out}: {len(chars)} chars, {len(faces)} font writers, size {args.size}",
         file=sys.stderr,
     )
-    charset_name = args.charset if args.charset.lower() == "gb2312-1" else Path(args.charset).name
+    charset_name = charset_label(args.charset)
     out = build_corpus(
         args.out,
         chars,

@@ -3,6 +3,13 @@
 >>> from restoreae import Restorer
 >>> r = Restorer.from_pretrained()                  # the shipped model, the fast CPU backend
 >>> out = r.restore("rubbing.jpg", char="永")       # uint8 (H, W), the input's size and polarity
+>>> res = r.restore("rubbing.jpg", char="auto")     # AutoRestoration: .image, .char, .confidence
+
+Any character a font draws can be given (simplified, traditional, a variant, a rare one): the
+reference is drawn in the model's font, else in the first font of the fallback chain that has it
+(:mod:`restoreae.data.reference`); :meth:`Restorer.reference_glyph` says which font drew it. With
+``char="auto"`` the recogniser (optional extra ``restoreae[ocr]``) proposes candidates and the one
+whose restoration it reads back most confidently is kept (:mod:`restoreae.restore.auto`).
 
 Inputs may be file paths, PIL images or numpy arrays (grey, RGB, RGBA; uint8, uint16 or float);
 either polarity (black ink on paper, white strokes of a rubbing) is detected and kept. See
@@ -15,15 +22,19 @@ import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal, overload
 
 import numpy as np
 from PIL import Image
 
-from restoreae.errors import DataError, RestoreAEError
+from restoreae.errors import RestoreAEError
 from restoreae.models.weights import ModelSource, resolve_weights
 from restoreae.restore.backends import BACKENDS, Backend, open_backend
 from restoreae.restore.preprocess import Polarity, Prepared, finish, load_image, prepare
 
+if TYPE_CHECKING:  # pragma: no cover
+    from restoreae.data.reference import ReferenceGlyph, ReferenceRenderer
+    from restoreae.restore.auto import AutoRestoration, CharPicker
 ImageLike = np.ndarray | Image.Image | str | os.PathLike
 
 # CJK ideograph blocks: unified (BMP + extensions A–H) and compatibility ideographs.
@@ -36,11 +47,30 @@ _CJK_RANGES = (
 )
 
 
-def validate_char(char: str) -> str:
-    """Return ``char`` stripped of whitespace if it is exactly one CJK ideograph, else raise."""
+#: The ``char`` value that asks the recogniser for the character.
+AUTO = "auto"
+
+
+class NoReferenceError(RestoreAEError):
+    """No installed font draws ``char``, so it has no reference glyph. The message names the
+    Python API's ``char=`` argument; the CLI and the web page word it for themselves."""
+
+    def __init__(self, char: str, fonts: Sequence[str] = ()) -> None:
+        self.char = char
+        self.fonts = tuple(fonts)
+        super().__init__(
+            f"no installed font draws {char!r} (U+{ord(char):04X}), so it has no reference glyph; "
+            'pass another form of the character as char=, char="auto" to let the recogniser '
+            "choose, or char=None to restore without a reference"
+        )
+
+
+def validate_char(char: str, name: str = "char") -> str:
+    """Return ``char`` stripped of whitespace if it is exactly one CJK ideograph, else raise a
+    RestoreAEError naming ``name`` (the argument, flag or field it came from)."""
     c = char.strip() if isinstance(char, str) else char
     if not isinstance(c, str) or len(c) != 1:
-        raise RestoreAEError(f"--char / char must be a single Chinese character, got {char!r}")
+        raise RestoreAEError(f"{name} must be a single Chinese character, got {char!r}")
     code = ord(c)
     if not any(a <= code <= b for a, b in _CJK_RANGES):
         raise RestoreAEError(f"{char!r} (U+{code:04X}) is not a CJK ideograph")
@@ -96,8 +126,8 @@ class Restorer:
         )
         self.model_path: Path | None = self.source.path if self.source else None
         self.metadata: dict = dict(self._backend.metadata)
-        self._renderer = None
-        self._reference_cache: dict[str, np.ndarray] = {}
+        self._renderer: ReferenceRenderer | None = None
+        self._picker: CharPicker | None = None
         self._warned_no_char = False
         self._warned_ignored_char = False
 
@@ -131,39 +161,32 @@ class Restorer:
     # ------------------------------------------------------------------ steps
     def reference(self, char: str) -> np.ndarray:
         """The standard-font reference of ``char``: uint8 (S, S), white ink on black."""
+        return self.reference_glyph(char).glyph
+
+    def reference_glyph(self, char: str) -> ReferenceGlyph:
+        """The reference of ``char`` and the font that drew it (the model's reference font, else
+        the first font of the fallback chain that has it). Raises :class:`NoReferenceError` when
+        no installed font draws it."""
+        from restoreae.data.reference import NoReferenceFontError
+
         char = validate_char(char)
-        if char not in self._reference_cache:
-            if self._renderer is None:
-                self._renderer = self._make_renderer()
-            try:
-                glyph = self._renderer.render(char)
-            except DataError as exc:
-                raise RestoreAEError(
-                    f"the reference font cannot draw {char!r} ({exc}); restore without --char "
-                    "or with --no-reference"
-                ) from exc
-            self._reference_cache[char] = np.asarray(glyph, dtype=np.uint8)
-        return self._reference_cache[char]
-
-    def _make_renderer(self):
-        from restoreae.data.reference import ReferenceRenderer
-
-        font = self.metadata.get("reference_font")
-        face = int(self.metadata.get("reference_face_index") or 0)
-        trad = bool(self.metadata.get("traditional") or False)
         try:
-            return ReferenceRenderer(
-                font=font, face_index=face, traditional=trad, size=self.img_size
-            )
-        except (RestoreAEError, OSError) as exc:
-            if font is None:
-                raise
-            warnings.warn(
-                f"the model's reference font {font!r} is not available here ({exc}); "
-                "using the default reference font",
-                stacklevel=3,
-            )
-            return ReferenceRenderer(font=None, traditional=trad, size=self.img_size)
+            return self.reference_renderer.draw(char)
+        except NoReferenceFontError as exc:
+            raise NoReferenceError(char, exc.fonts) from exc
+
+    @property
+    def reference_renderer(self) -> ReferenceRenderer:
+        """The :class:`~restoreae.data.reference.ReferenceRenderer` for this model (settable)."""
+        if self._renderer is None:
+            from restoreae.data.reference import renderer_for_model
+
+            self._renderer = renderer_for_model(self.metadata, self.img_size)
+        return self._renderer
+
+    @reference_renderer.setter
+    def reference_renderer(self, renderer: ReferenceRenderer) -> None:
+        self._renderer = renderer
 
     def prepare(self, image: ImageLike, polarity: Polarity | None = None) -> Prepared:
         """Load ``image`` and map it to the model's input glyph (see :func:`prepare`); an opaque
@@ -219,12 +242,66 @@ class Restorer:
         return self._backend(batch)
 
     # ------------------------------------------------------------------ public
+    @overload
+    def restore(
+        self, image: ImageLike, char: Literal["auto"], polarity: Polarity | None = None
+    ) -> AutoRestoration: ...
+
+    @overload
     def restore(
         self, image: ImageLike, char: str | None = None, polarity: Polarity | None = None
-    ) -> np.ndarray:
+    ) -> np.ndarray: ...
+
+    def restore(
+        self, image: ImageLike, char: str | None = None, polarity: Polarity | None = None
+    ) -> np.ndarray | AutoRestoration:
         """Restore one image: path / PIL image / array → uint8 (H, W) — (H, W, 3) for a colour
-        picture — at the input's size and polarity."""
+        picture — at the input's size and polarity.
+
+        With ``char="auto"`` the answer is an :class:`~restoreae.restore.auto.AutoRestoration`
+        (``.image``, ``.char``, ``.confidence``, ``.candidates``, ``.font``) instead.
+        """
+        if char == AUTO:
+            return self.restore_auto([image], polarity=polarity)[0]
         return self.restore_many([image], [char], batch_size=1, polarity=polarity)[0]
+
+    def picker(self, k: int | None = None, min_confidence: float | None = None) -> CharPicker:
+        """The :class:`~restoreae.restore.auto.CharPicker` used by ``char="auto"`` (created once;
+        ``k`` / ``min_confidence`` replace its settings)."""
+        from restoreae.restore.auto import CharPicker
+
+        if self._picker is None:
+            self._picker = CharPicker(self)
+        if k is not None or min_confidence is not None:
+            self._picker = CharPicker(
+                self,
+                k=self._picker.k if k is None else k,
+                min_confidence=(
+                    self._picker.min_confidence if min_confidence is None else min_confidence
+                ),
+                judge=self._picker.judge,
+            )
+        return self._picker
+
+    def restore_auto(
+        self,
+        images: Sequence[ImageLike],
+        batch_size: int = 16,
+        polarity: Polarity | None = None,
+    ) -> list[AutoRestoration]:
+        """Restore images whose character is unknown (see :mod:`restoreae.restore.auto`)."""
+        from restoreae.restore.auto import AutoRestoration
+
+        if batch_size < 1:
+            raise RestoreAEError(f"batch_size must be ≥ 1, got {batch_size}")
+        picker = self.picker()
+        images = list(images)
+        out: list[AutoRestoration] = []
+        for start in range(0, len(images), batch_size):
+            preps = [self.prepare(im, polarity) for im in images[start : start + batch_size]]
+            for prep, (choice, y) in zip(preps, picker.pick(preps), strict=True):
+                out.append(AutoRestoration(self.finish(prep, y), choice))
+        return out
 
     def restore_many(
         self,
@@ -236,7 +313,7 @@ class Restorer:
         """Restore several images in batches; returns uint8 (H, W) (or (H, W, 3) for colour
         input) arrays in input order.
 
-        ``chars``: one character (or None) per image. Raises on the first bad image.
+        ``chars``: one character (or None, or ``"auto"``) per image. Raises on the first bad image.
         """
         images = list(images)
         if chars is None:
@@ -246,18 +323,23 @@ class Restorer:
             raise RestoreAEError(f"{len(images)} images but {len(chars)} characters")
         if batch_size < 1:
             raise RestoreAEError(f"batch_size must be ≥ 1, got {batch_size}")
-        out: list[np.ndarray] = []
-        for start in range(0, len(images), batch_size):
-            preps = [self.prepare(im, polarity) for im in images[start : start + batch_size]]
+        out: list[np.ndarray | None] = [None] * len(images)
+        auto = [i for i, c in enumerate(chars) if c == AUTO]
+        if auto:
+            found = self.restore_auto([images[i] for i in auto], batch_size, polarity)
+            for i, res in zip(auto, found, strict=True):
+                out[i] = res.image
+        rest = [i for i, c in enumerate(chars) if c != AUTO]
+        for start in range(0, len(rest), batch_size):
+            idx = rest[start : start + batch_size]
+            preps = [self.prepare(images[i], polarity) for i in idx]
             batch = np.stack(
-                [
-                    self.model_input(p, c)
-                    for p, c in zip(preps, chars[start : start + batch_size], strict=True)
-                ]
+                [self.model_input(p, chars[i]) for p, i in zip(preps, idx, strict=True)]
             )
             restored = self.run(batch)
-            out.extend(self.finish(p, restored[i]) for i, p in enumerate(preps))
-        return out
+            for k, (p, i) in enumerate(zip(preps, idx, strict=True)):
+                out[i] = self.finish(p, restored[k])
+        return [o for o in out if o is not None]
 
     def restore_page(
         self, image: ImageLike, text: str | None = None, layout: str = "columns", **kwargs

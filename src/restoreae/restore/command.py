@@ -19,7 +19,11 @@ The character shown in an image (for models with a reference channel) comes from
 (columns ``path,char``; ``path`` matched as given, resolved, relative to the CSV, or by file name)
 and, for files the CSV does not list, from ``--char``. A file listed nowhere is an error naming it
 (with a reference model and without ``--char`` / ``--no-reference``); CSV rows that match no input
-are named with their line.
+are named with their line. Any character a font draws may be given (simplified, traditional, a
+variant); ``auto`` (as ``--char`` or in the CSV) lets the recogniser choose it
+(:mod:`restoreae.restore.auto`). ``OUTPUT/restore-results.csv`` lists, per restored input, the
+output, the character used and where it came from, ``auto``'s confidence and candidates, and the
+form and font of the reference.
 """
 
 from __future__ import annotations
@@ -56,6 +60,18 @@ _SAVE_OPTIONS = {
 EXTENSIONS = ("same", "png", "jpg")
 #: ``--output`` when none is given (as in Real-ESRGAN's inference script).
 DEFAULT_OUTPUT = Path("results")
+#: The per-input table written into ``--output``.
+RESULTS_CSV = "restore-results.csv"
+RESULTS_COLUMNS = (
+    "input",
+    "output",
+    "char",
+    "char_source",
+    "confidence",
+    "candidates",
+    "reference_form",
+    "reference_font",
+)
 
 
 # --------------------------------------------------------------------------- inputs
@@ -105,7 +121,7 @@ class CharMap:
     """
 
     def __init__(self, csv_path: str | Path) -> None:
-        from restoreae.restore.api import validate_char
+        from restoreae.restore.api import AUTO, validate_char
 
         self.csv_path = Path(csv_path)
         self.by_path: dict[str, tuple[str, int]] = {}
@@ -134,7 +150,11 @@ class CharMap:
             cells = [c.strip() for c in row]
             if lineno == 1 and [c.lower() for c in cells] == ["path", "char"]:
                 continue
-            if lineno == 1 and (len(cells) != 2 or len(cells[1]) > 1) and cells[0]:
+            if (
+                lineno == 1
+                and (len(cells) != 2 or (len(cells[1]) > 1 and cells[1] != AUTO))
+                and cells[0]
+            ):
                 raise RestoreAEError(
                     f"{self.csv_path}:1: expected the columns path,char (a header line "
                     f"'path,char' is optional), got {','.join(cells)!r}"
@@ -147,7 +167,7 @@ class CharMap:
             if not path:
                 raise RestoreAEError(f"{self.csv_path}:{lineno}: empty path")
             try:
-                char = validate_char(char)
+                char = AUTO if char.strip() == AUTO else validate_char(char, "the char column")
             except RestoreAEError as exc:
                 raise RestoreAEError(f"{self.csv_path}:{lineno}: {exc}") from None
             entry = (char, lineno)
@@ -195,6 +215,13 @@ class CharMap:
     def __len__(self) -> int:
         return len(self.by_path)
 
+    @property
+    def has_auto(self) -> bool:
+        """Whether some row asks for ``auto``."""
+        from restoreae.restore.api import AUTO
+
+        return any(char == AUTO for char, _ in self.by_path.values())
+
 
 # --------------------------------------------------------------------------- outputs
 def output_suffix(suffix: str) -> tuple[str, str]:
@@ -234,7 +261,18 @@ def save_image(arr: np.ndarray, path: str | Path, fmt: str | None = None) -> Pat
     return atomic_write(path, lambda tmp: img.save(tmp, format=fmt, **opts))
 
 
-def _label_font(size: int) -> ImageFont.ImageFont:
+def _label_font(size: int, cjk: bool = False) -> ImageFont.ImageFont:
+    """Pillow's default font; with ``cjk`` a font that draws Chinese of every form (Noto Sans CJK
+    when installed, else another fallback-chain font), since Pillow's own font has no Han."""
+    if cjk:
+        from restoreae.data.reference import installed_chain
+
+        faces = sorted(installed_chain(), key=lambda f: not f.name.startswith("Noto Sans CJK"))
+        for face in faces:
+            try:
+                return ImageFont.truetype(str(face.path), size=size, index=face.face_index)
+            except OSError:
+                continue
     try:
         return ImageFont.load_default(size=size)
     except TypeError:  # Pillow < 10.1: fixed-size bitmap font
@@ -249,9 +287,12 @@ def side_by_side(
 ) -> np.ndarray:
     """One row of labelled panels: uint8 grey images (None: a blank grey panel), each scaled to
     ``height`` pixels (aspect kept; with ``square`` letterboxed into height×height cells on grey),
-    framed, labels above. Returns uint8 (h, w).
+    framed, labels above (a label may have several lines, ``\n``; Chinese is drawn with a CJK
+    font). Returns uint8 (h, w).
     """
-    pad, label_h = 6, (max(14, height // 10) if any(labels) else 0)
+    n_lines = max([len(label.split("\n")) for label in labels if label] or [0])
+    line_h = max(14, height // 10)
+    pad, label_h = 6, line_h * n_lines
     scaled: list[np.ndarray] = []
     for panel in panels:
         if panel is None:
@@ -277,14 +318,15 @@ def side_by_side(
     total_w = sum(p.shape[1] for p in scaled) + pad * (len(scaled) + 1)
     canvas = Image.new("L", (total_w, height + label_h + 2 * pad), 255)
     draw = ImageDraw.Draw(canvas)
-    font = _label_font(max(10, label_h - 4))
+    font = _label_font(max(10, line_h - 4), cjk=any(not t.isascii() for t in labels))
     x = pad
     for panel, label in zip(scaled, labels, strict=True):
         canvas.paste(Image.fromarray(panel), (x, label_h + pad))
         draw.rectangle(
             (x - 1, label_h + pad - 1, x + panel.shape[1], label_h + pad + height), outline=128
         )
-        draw.text((x, 2), label, fill=0, font=font)
+        for i, line in enumerate(label.split("\n") if label else []):
+            draw.text((x, 2 + i * line_h), line, fill=0, font=font)
         x += panel.shape[1] + pad
     return np.asarray(canvas)
 
@@ -330,10 +372,23 @@ def _unique_dest(dest: Path, used: set[Path]) -> Path:
     return cand
 
 
+def cli_reference_error(exc: RestoreAEError) -> str:
+    """A missing reference in the CLI's words (flags instead of the API's ``char=``)."""
+    from restoreae.restore.api import NoReferenceError
+
+    if isinstance(exc, NoReferenceError):
+        return (
+            f"no installed font draws {exc.char!r} (U+{ord(exc.char):04X}), so it has no "
+            "reference glyph; give another form of the character with --char or --chars-csv, "
+            "use --char auto to let the recogniser choose, or restore with --no-reference"
+        )
+    return str(exc)
+
+
 def _describe_failure(path: Path, exc: BaseException) -> str:
     """One line for a file that could not be restored (no traceback)."""
     if isinstance(exc, RestoreAEError):
-        msg = str(exc)
+        msg = cli_reference_error(exc)
         return msg if str(path) in msg else f"{path}: {msg}"
     if isinstance(exc, MemoryError):
         return f"{path}: not enough memory to restore this picture (skipped)"
@@ -353,14 +408,87 @@ def _run_batch(restorer, inputs: list[np.ndarray]) -> np.ndarray | None:
         return None
 
 
+@dataclass
+class _Ready:
+    """An input prepared for the model, with what the results table reports about it."""
+
+    item: InputItem
+    prep: Prepared
+    dest: Path
+    fmt: str
+    char: str | None
+    source: str  # given | csv | auto | none
+    label: str = ""
+    confidence: float | None = None
+    candidates: str = ""
+    form: str = ""
+    font: str = ""
+
+    def row(self) -> dict[str, str]:
+        """This input's line of ``restore-results.csv`` (:data:`RESULTS_COLUMNS`)."""
+        return {
+            "input": str(self.item.path),
+            "output": str(self.dest),
+            "char": self.char or "",
+            "char_source": self.source,
+            "confidence": "" if self.confidence is None else f"{self.confidence:.4f}",
+            "candidates": self.candidates,
+            "reference_form": self.form,
+            "reference_font": self.font,
+        }
+
+
+def _results_rows(rows: list[dict[str, str]], out_dir: Path) -> None:
+    """Write ``out_dir/restore-results.csv`` (atomically) with ``rows`` under
+    :data:`RESULTS_COLUMNS`."""
+    import io
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=RESULTS_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write(out_dir / RESULTS_CSV, buf.getvalue().encode("utf-8"))
+
+
+def _pick_chars(restorer, autos: list[_Ready], report: _Reporter, bar) -> list[np.ndarray]:
+    """Run ``auto`` on ``autos`` (batched; one by one if the batch fails); fills each entry's
+    choice and returns the kept model outputs in order. A failed entry is reported and removed."""
+    try:
+        picked = restorer.picker().pick([e.prep for e in autos])
+    except (MemoryError, RuntimeError):
+        picked = None  # retried one by one below, so only the failing input is reported
+    kept: list[tuple[_Ready, np.ndarray]] = []
+    for i, entry in enumerate(list(autos)):
+        try:
+            choice, y = picked[i] if picked is not None else restorer.picker().pick([entry.prep])[0]
+            entry.char, entry.confidence = choice.char, choice.confidence
+            entry.candidates = " ".join(f"{c}:{p:.3f}" for c, p in choice.candidates)
+            entry.label = choice.describe()
+            if choice.char is not None and restorer.uses_reference:
+                ref = restorer.reference_glyph(choice.char)
+                entry.form, entry.font = ref.drawn, ref.font
+                entry.label += f"\n{ref.describe()}"
+            kept.append((entry, y))
+        except (Exception, MemoryError) as exc:  # noqa: BLE001 - reported per file
+            report.error(_describe_failure(entry.item.path, exc))
+            bar.update(1)
+    autos[:] = [e for e, _ in kept]
+    return [y for _, y in kept]
+
+
 def restore_command(args: argparse.Namespace) -> int:
     """Run ``restoreae restore``; returns 0 when every input was restored, 1 otherwise."""
     from tqdm import tqdm
 
     from restoreae.devices import check_device
-    from restoreae.restore.api import Restorer, validate_char
+    from restoreae.restore.api import AUTO, Restorer, validate_char
 
-    default_char = validate_char(args.char) if getattr(args, "char", None) else None
+    given = getattr(args, "char", None)
+    if given is not None and given.strip() == AUTO:
+        default_char: str | None = AUTO
+    else:
+        default_char = validate_char(given, "--char") if given else None
     charmap = CharMap(args.chars_csv) if getattr(args, "chars_csv", None) else None
     backend = getattr(args, "backend", None) or "auto"
     polarity = getattr(args, "polarity", "auto") or "auto"
@@ -368,6 +496,8 @@ def restore_command(args: argparse.Namespace) -> int:
     if not isinstance(batch_size, int) or batch_size < 1:
         raise RestoreAEError(f"--batch-size must be a whole number ≥ 1, got {batch_size!r}")
     no_reference = bool(getattr(args, "no_reference", False))
+    if no_reference and default_char == AUTO:
+        raise RestoreAEError("--char auto and --no-reference contradict each other; pick one")
     side = bool(getattr(args, "side_by_side", False))
     single = bool(getattr(args, "single", False))
     force = bool(getattr(args, "force", False))
@@ -389,8 +519,12 @@ def restore_command(args: argparse.Namespace) -> int:
         backend=backend,
         device=device,
     )
+    wants_auto = default_char == AUTO or (charmap is not None and charmap.has_auto)
+    if wants_auto and not no_reference:
+        restorer.picker()  # load the recogniser now: a missing extra fails before any work
     stale = clean_stale_temp_files(out_dir, recursive=True)
     used: set[Path] = set()
+    rows: list[dict[str, str]] = []
     written = unchanged = 0
     with (
         tqdm(total=len(items), unit="img", disable=None, file=sys.stderr) as bar,
@@ -415,8 +549,9 @@ def restore_command(args: argparse.Namespace) -> int:
             report.error(msg)
         for start in range(0, len(items), batch_size):
             chunk = items[start : start + batch_size]
-            ready: list[tuple[InputItem, Prepared, str | None, Path, str]] = []
+            ready: list[_Ready] = []
             inputs: list[np.ndarray] = []
+            autos: list[_Ready] = []
             for item in chunk:
                 try:
                     dest, fmt = output_path(item, out_dir, suffix, ext)
@@ -429,6 +564,7 @@ def restore_command(args: argparse.Namespace) -> int:
                             "(or --suffix / -o to write elsewhere)"
                         )
                     char = charmap.lookup(item.path, item.given) if charmap else None
+                    source = "csv" if char else "given"
                     char = char or default_char
                     if (
                         charmap is not None
@@ -441,6 +577,8 @@ def restore_command(args: argparse.Namespace) -> int:
                             f"'{item.given},<char>', or pass --char for unlisted files or "
                             "--no-reference"
                         )
+                    if no_reference or char is None:
+                        char, source = None, "none"
                     grey, info = load_image(item.path)
                     if not force:
                         try:
@@ -461,44 +599,49 @@ def restore_command(args: argparse.Namespace) -> int:
                     if not (single or force):
                         check_single_character(grey, item.path)
                     prep = prepare(grey, restorer.img_size, polarity, colour=info.get("rgb"))
+                    entry = _Ready(item, prep, dest, fmt, char, "auto" if char == AUTO else source)
+                    if char == AUTO:
+                        autos.append(entry)
+                        continue
                     x = restorer.model_input(prep, char, use_reference=not no_reference)
+                    if char is not None and restorer.uses_reference:
+                        ref = restorer.reference_glyph(char)
+                        entry.form, entry.font = ref.drawn, ref.font
+                        entry.label = f"reference\n{ref.describe()}"
                 except (Exception, MemoryError) as exc:  # noqa: BLE001 - reported per file
                     report.error(_describe_failure(item.path, exc))
                     bar.update(1)
                     continue
-                ready.append((item, prep, None if no_reference else char, dest, fmt))
+                ready.append(entry)
                 inputs.append(x)
-            if not ready:
-                continue
-            restored = _run_batch(restorer, inputs)
-            for i, (item, prep, char, dest, fmt) in enumerate(ready):
+            restored = _run_batch(restorer, inputs) if inputs else None
+            outputs: list[np.ndarray | None] = [
+                None if restored is None else restored[i] for i in range(len(inputs))
+            ]
+            if autos:
+                outputs.extend(_pick_chars(restorer, autos, report, bar))
+                ready.extend(autos)
+            for i, entry in enumerate(ready):
                 try:
-                    out_i = (
-                        restored[i] if restored is not None else restorer.run(inputs[i][None])[0]
-                    )
-                    out = restorer.finish(prep, out_i)
-                    save_image(out, dest, fmt)
+                    y = outputs[i] if outputs[i] is not None else restorer.run(inputs[i][None])[0]
+                    out = restorer.finish(entry.prep, y)
+                    save_image(out, entry.dest, entry.fmt)
                     if side:
-                        ref = None
-                        if char is not None and restorer.uses_reference:
-                            ref = to_input_polarity(restorer.reference(char), prep)
-                        panel = side_by_side(
-                            [prep.grey, ref, out],
-                            [
-                                "input",
-                                "reference" if ref is not None else "no reference",
-                                "restored",
-                            ],
-                        )
-                        save_image(panel, dest.with_name(f"{dest.stem}.compare.png"), "PNG")
+                        _write_compare(restorer, entry, out)
                     written += 1
+                    rows.append(entry.row())
                 except (Exception, MemoryError) as exc:  # noqa: BLE001 - reported per file
-                    report.error(_describe_failure(item.path, exc))
+                    report.error(_describe_failure(entry.item.path, exc))
                 bar.update(1)
-            del inputs, ready
+            del inputs, ready, outputs
         if charmap is not None:
             for msg in charmap.unused():
                 report.warning(msg)
+        if rows:
+            try:
+                _results_rows(rows, out_dir)
+            except OSError as exc:
+                report.error(_describe_failure(out_dir / RESULTS_CSV, exc))
     failed = len(report.failed)
     print(
         f"restored {written} of {len(items)} image(s) into {out_dir}"
@@ -507,3 +650,16 @@ def restore_command(args: argparse.Namespace) -> int:
         file=sys.stdout,
     )
     return 1 if failed else 0
+
+
+def _write_compare(restorer, entry: _Ready, out: np.ndarray) -> None:
+    """``NAME.compare.png``: input | reference (labelled with its form and font) | restored."""
+    ref = None
+    if entry.char is not None and restorer.uses_reference:
+        ref = to_input_polarity(restorer.reference(entry.char), entry.prep)
+    label = entry.label or ("reference" if ref is not None else "no reference")
+    if entry.source == "auto" and ref is None and not entry.label:
+        label = "auto: none"
+    panel = side_by_side([entry.prep.grey, ref, out], ["input", label, "restored"])
+    dest = entry.dest
+    save_image(panel, dest.with_name(f"{dest.stem}.compare.png"), "PNG")

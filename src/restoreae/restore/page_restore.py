@@ -8,8 +8,11 @@ web page's page mode. The steps:
    ink of neighbouring characters that reaches into the margin is painted over with the crop's
    paper level, so each crop shows one character.
 3. **Identity**: each crop is read by the OCR judge (PP-OCRv4 recognition from
-   ``rapidocr_onnxruntime``; :class:`restoreae.evaluate.ocr.OcrJudge`) to draw its reference: the
-   first CJK character of the reading and the recogniser's confidence. A transcription (``text``)
+   ``rapidocr_onnxruntime``, the optional extra ``restoreae[ocr]``;
+   :class:`restoreae.evaluate.ocr.OcrJudge`) to draw its reference: its most probable
+   one-character reading that is a CJK ideograph and that probability
+   (:meth:`~restoreae.evaluate.ocr.OcrJudge.candidates`, the top-k that ``char="auto"`` uses
+   too). A transcription (``text``)
    overrides it: in order when it has as many characters as boxes were found, else aligned to the
    readings (:func:`align_text`).
 4. **Restore** all crops in batches with :meth:`Restorer.restore_many`; a character read with a
@@ -129,11 +132,6 @@ def clean_text(text: str) -> str:
     """The characters of a transcription: letters only (punctuation, spaces, line breaks and
     symbols dropped, as they are not carved or written as characters)."""
     return "".join(c for c in text if unicodedata.category(c).startswith("L"))
-
-
-def first_cjk(reading: str) -> str | None:
-    """The first CJK ideograph of an OCR reading, or None."""
-    return next((c for c in reading if _is_cjk(c)), None)
 
 
 def align_text(text: str, readings: Sequence[str | None]) -> tuple[list[int | None], dict]:
@@ -331,11 +329,10 @@ def restore_page(
     if recognise and to_read:
         note(f"reading {len(to_read)} characters")
         glyphs = [restorer.prepare(isolated[k], polarity).glyph for k in to_read]
-        for k, (reading, score) in zip(
-            to_read, _Reader.get().read_with_scores(glyphs), strict=True
-        ):
-            readings[k] = first_cjk(reading)
-            scores[k] = float(score) if readings[k] else None
+        found = _Reader.get().candidates(glyphs, k=1, accept=_is_cjk)
+        for k, cands in zip(to_read, found, strict=True):
+            if cands:
+                readings[k], scores[k] = cands[0][0], float(cands[0][1])
     alignment = None
     final: list[tuple[str | None, float | None, str]] = []
     for k in range(len(box_list)):

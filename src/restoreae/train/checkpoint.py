@@ -117,6 +117,8 @@ def export_metadata(
         "traditional": bool(ref.get("traditional", False)),
         "corpus_size": manifest.get("size"),
         "charset": manifest.get("charset"),
+        # Traditional-form characters in the corpus (their references drawn as given).
+        "traditional_chars": int(manifest.get("n_traditional") or 0),
         # Writers the model never trained on: evaluation on them measures generalisation.
         "val_writers": list((manifest.get("splits") or {}).get("val_writers") or []),
         "test_writers": list((manifest.get("splits") or {}).get("test_writers") or []),

@@ -7,7 +7,8 @@ Endpoints (also described by the OpenAPI page at ``/docs`` and ``/openapi.json``
   per request, pixels per side, jobs waiting).
 - ``GET /api/samples``: the bundled example pictures (``/samples/NAME``) and their characters.
 - ``POST /api/restore``: multipart form with one or more ``files``, an optional ``char`` (one
-  character for every file, or one per file in order) and an optional ``model`` name. Answers
+  character for every file, one per file in order, or ``auto``: the recogniser chooses it) and an
+  optional ``model`` name. Answers
   ``202`` with a job (see below) at once; with the form field ``wait=1`` it answers ``200`` with
   the finished job instead. ``429`` with ``Retry-After`` (seconds) when ``max_queued`` jobs are
   already waiting.
@@ -15,7 +16,9 @@ Endpoints (also described by the OpenAPI page at ``/docs`` and ``/openapi.json``
   ``total`` files, ``failed``, a ``stage`` line, and ``results`` (one per file in upload order,
   ``null`` while pending). A result has ``name``, ``ok``, ``error`` / ``error_zh`` (a message
   naming the file, in English and Chinese) or ``images`` (URLs of the ``input``, ``reference`` or
-  ``null``, and ``restored`` PNGs) and ``download`` (a URL).
+  ``null``, and ``restored`` PNGs), ``download`` (a URL), ``reference_form`` /
+  ``reference_font`` (the form drawn and the font that drew it) and, for ``auto``, ``auto``
+  (``char`` or null, ``confidence``, ``candidates``: ``[char, confidence]``).
 - ``GET /api/jobs/{id}/files/{index}/{input|reference|restored}.png``: one image of a result.
 - ``GET /api/jobs/{id}/zip``: every restored image of a job in one ZIP file.
 - ``GET /download/{id}/{index}``: the restored image of one file as a PNG attachment.
@@ -69,8 +72,9 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from restoreae.errors import DataError, RestoreAEError
+from restoreae.evaluate.ocr import ocr_available
 from restoreae.models.weights import SHIPPED_NAME, resolve_weights, shipped_path
-from restoreae.restore.api import Restorer, validate_char
+from restoreae.restore.api import AUTO, NoReferenceError, Restorer, validate_char
 from restoreae.restore.inkcheck import count_characters
 from restoreae.restore.preprocess import load_image, to_input_polarity
 
@@ -106,6 +110,8 @@ DOCS_CSP = (
 )
 #: Pillow decoders the page accepts; others (EPS, PDF, ...) are never tried.
 IMAGE_FORMATS = ("PNG", "JPEG", "TIFF", "BMP", "WEBP", "GIF")
+#: How the page names the character field in messages (no CLI flags on the page).
+CHAR_FIELD = "the Character field"
 
 
 # --------------------------------------------------------------------------- images
@@ -179,19 +185,22 @@ def png_bytes(grey: np.ndarray) -> bytes:
 
 
 def parse_chars(text: str | None, n_files: int) -> list[str | None]:
-    """The ``char`` form field → one character (or None) per file.
+    """The ``char`` form field → one character (or None, or ``"auto"``) per file.
 
-    Whitespace is ignored. Empty → no character; one character → the same for every file;
-    ``n_files`` characters → one per file in upload order. Anything else, or a character that is
-    not a CJK ideograph, raises DataError.
+    Whitespace is ignored. Empty → no character; ``auto`` → the recogniser chooses for every file;
+    one character → the same for every file; ``n_files`` characters → one per file in upload
+    order. Anything else, or a character that is not a CJK ideograph, raises DataError naming the
+    field.
     """
+    if (text or "").strip().lower() == AUTO:
+        return [AUTO] * n_files
     chars = [c for c in (text or "") if not c.isspace()]
     for c in chars:
         try:
-            validate_char(c)
+            validate_char(c, CHAR_FIELD)
         except RestoreAEError:
             raise PageError(
-                f"character: {c!r} is not a Chinese character (CJK ideograph)",
+                f"{CHAR_FIELD}: {c!r} is not a Chinese character (CJK ideograph)",
                 f"字：{c!r} 不是汉字",
             ) from None
     if not chars:
@@ -201,9 +210,21 @@ def parse_chars(text: str | None, n_files: int) -> list[str | None]:
     if len(chars) == n_files:
         return list(chars)
     raise PageError(
-        f"character: give one character for all files or one per file "
+        f"{CHAR_FIELD}: give one character for all files, one per file, or auto "
         f"({n_files} file(s), {len(chars)} characters given)",
-        f"字：请为全部图像填一个字，或按顺序每图一字（{n_files} 个文件，{len(chars)} 个字）",
+        f"字：请为全部图像填一个字，或按顺序每图一字，或填 auto（{n_files} 个文件，{len(chars)} 个字）",
+    )
+
+
+def web_reference_error(exc: NoReferenceError, name: str) -> tuple[str, str]:
+    """A missing reference for file ``name`` in the page's words (its field, no CLI flags, no
+    ``char=``): ``(English, Chinese)``."""
+    return (
+        f"{name}: no installed font draws {exc.char!r} (U+{ord(exc.char):04X}), so it has no "
+        f"reference glyph: type another form of the character in {CHAR_FIELD}, type auto to let "
+        "the recogniser choose, or leave it empty",
+        f"{name}：已安装的字体都不能写出 {exc.char!r}（U+{ord(exc.char):04X}），无标准字可用："
+        "请在「字」栏输入此字的其他写法，或输入 auto 由识别器选择，或留空",
     )
 
 
@@ -229,6 +250,9 @@ class FileResult:
     size: tuple[int, int] | None = None  # (width, height)
     seconds: float = 0.0
     note: str | None = None
+    reference_form: str | None = None
+    reference_font: str | None = None
+    auto: dict[str, Any] | None = None
 
     @property
     def nbytes(self) -> int:
@@ -257,6 +281,9 @@ class FileResult:
             out["width"], out["height"] = self.size or (0, 0)
             out["seconds"] = round(self.seconds, 4)
             out["note"] = self.note
+            out["reference_form"] = self.reference_form
+            out["reference_font"] = self.reference_font
+            out["auto"] = self.auto
             out["images"] = {
                 "input": f"{base}/input.png",
                 "reference": f"{base}/reference.png" if self.reference_png else None,
@@ -498,7 +525,17 @@ class RestoreService:
                 return res
             with warnings.catch_warnings():  # the page says it itself, see ``note``
                 warnings.simplefilter("ignore", UserWarning)
-                restored = np.asarray(restorer.restore(grey, char=char))
+                if char == AUTO:
+                    found = restorer.restore(grey, char=AUTO)
+                    restored = np.asarray(found.image)
+                    char = res.char = found.char
+                    res.auto = {
+                        "char": found.char,
+                        "confidence": round(found.confidence, 4),
+                        "candidates": [[c, round(p, 4)] for c, p in found.candidates],
+                    }
+                else:
+                    restored = np.asarray(restorer.restore(grey, char=char))
             if restored.shape != grey.shape or restored.dtype != np.uint8:
                 raise RuntimeError(
                     f"restorer returned {restored.dtype} {restored.shape} for {grey.shape} input"
@@ -506,12 +543,21 @@ class RestoreService:
             res.restored_png = png_bytes(restored)
             if char is not None:
                 # Shown in the input's polarity and ink / paper grey levels, like the restored one.
-                ref = to_input_polarity(restorer.reference(char), restorer.prepare(grey))
+                drawn = restorer.reference_glyph(char)
+                ref = to_input_polarity(drawn.glyph, restorer.prepare(grey))
                 res.reference_png = png_bytes(ref)
+                res.reference_form, res.reference_font = drawn.drawn, drawn.font
                 if not restorer.uses_reference:
                     res.note = "this model takes no reference: the character is shown, not used"
+            elif res.auto is not None:
+                res.note = (
+                    "the recogniser found no character it is confident of: restored without a "
+                    "reference; type the character and restore again"
+                )
             elif restorer.uses_reference:
                 res.note = "this model uses a reference: typing the character usually helps"
+        except NoReferenceError as exc:
+            res.error, res.error_zh = web_reference_error(exc, up.name)
         except PageError as exc:
             res.error, res.error_zh = str(exc), exc.zh
         except RestoreAEError as exc:
@@ -849,6 +895,13 @@ def create_app(
             chars = parse_chars(str(form.get("char") or ""), len(files))
         except PageError as exc:
             return _error(400, str(exc), exc.zh)
+        if AUTO in chars and not ocr_available():
+            return _error(
+                400,
+                f"{CHAR_FIELD}: auto is not available on this server (its character recogniser is "
+                "not installed); type the character, or leave the field empty",
+                "字：此服务器未安装识别器，不能使用 auto；请输入该字，或留空",
+            )
         uploads = []
         for i, f in enumerate(files):
             # The base name only, whatever the sender's path separator.

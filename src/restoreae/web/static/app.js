@@ -15,6 +15,8 @@ const resultsBox = $("results");
 let limits = { max_upload_bytes: 10 * 1024 * 1024, max_files: 16, max_image_side: 4096 };
 let chosenFiles = [];
 const downloadAll = $("download-all");
+let lastFiles = []; // the files of the last request, for "Restore again"
+let lastModel = "";
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -131,6 +133,33 @@ function figure(caption, src, downloadName, emptyText) {
   return el("figure", {}, img, el("figcaption", {}, caption));
 }
 
+function referenceCaption(result) {
+  if (!result.reference_font) return "reference · 标准字";
+  return `reference · 标准字: ${result.reference_form} · ${result.reference_font}`;
+}
+
+// For "auto": what the recogniser chose, and a field to correct it and restore this file again.
+function autoBox(result) {
+  const auto = result.auto;
+  const pct = (p) => `${Math.round(100 * p)}%`;
+  const text = auto.char
+    ? `Recognised 识别: ${auto.char} (${pct(auto.confidence)})`
+    : `Not recognised with confidence 未能确认` +
+      (auto.candidates.length ? ` (best ${auto.candidates[0][0]} ${pct(auto.confidence)})` : "");
+  const others = auto.candidates.map(([c, p]) => `${c} ${pct(p)}`).join(" · ");
+  const input = el("input", {
+    type: "text", class: "correct-char", maxlength: "8", lang: "zh",
+    value: auto.char || "", "aria-label": "Correct character",
+  });
+  const again = el("button", { type: "button", class: "again" }, "Restore again · 重新修复");
+  again.addEventListener("click", () => restoreAgain(result.index, input.value.trim()));
+  return el(
+    "div", { class: "auto" },
+    el("p", {}, text, others ? el("small", {}, ` — tried: ${others}`) : ""),
+    el("label", {}, "Character 字: ", input), again,
+  );
+}
+
 function renderResult(result) {
   const title = el("h2", {}, result.name);
   if (result.char) title.append(el("span", { class: "char" }, result.char));
@@ -146,10 +175,10 @@ function renderResult(result) {
     { class: "row" },
     figure("damaged · 残损", result.images.input),
     figure(
-      "reference · 标准字",
+      referenceCaption(result),
       result.images.reference,
       null,
-      "no character given · 未输入字",
+      result.auto ? "no confident character · 未确认" : "no character given · 未输入字",
     ),
     figure("restored · 修复", result.images.restored, `${stem}-restored.png`),
   );
@@ -176,6 +205,7 @@ function renderResult(result) {
     "Download restored PNG · 下载修复图",
   );
   const article = el("article", { class: "result ok", "data-index": result.index }, title, row);
+  if (result.auto) article.append(autoBox(result));
   if (result.note) article.append(el("p", { class: "note" }, result.note));
   article.append(link);
   return article;
@@ -184,6 +214,33 @@ function renderResult(result) {
 function progressLine(job, stage) {
   const failed = job.failed ? ` · ${job.failed} failed · 失败 ${job.failed}` : "";
   return `${job.done} / ${job.total}${failed} · ${stage}`;
+}
+
+// Restore one file of the last request again with a character the user typed (or "auto").
+// A file's own error replaces its card (shown there only); a request error goes to the top box.
+async function restoreAgain(index, char) {
+  showError("");
+  const file = lastFiles[index];
+  const old = resultsBox.querySelector(`[data-index="${index}"]`);
+  if (!file || !old) return;
+  const body = new FormData();
+  body.append("files", file, file.name);
+  body.append("char", char);
+  body.append("model", lastModel);
+  body.append("wait", "1");
+  old.classList.add("busy");
+  try {
+    const response = await fetch("/api/restore", { method: "POST", body });
+    const job = await readJson(response);
+    if (!response.ok || !job.results || !job.results[0]) {
+      throw new ServerError(job, response.statusText);
+    }
+    old.replaceWith(renderResult({ ...job.results[0], index }));
+  } catch (err) {
+    if (err instanceof ServerError) showError(err.message, err.zh);
+    else showError("Cannot reach the server.", "无法连接服务器。");
+    old.classList.remove("busy");
+  }
 }
 
 function showJob(job) {
@@ -236,6 +293,8 @@ async function restore(event) {
   for (const file of chosenFiles) body.append("files", file, file.name);
   body.append("char", $("char").value);
   body.append("model", $("model").value);
+  lastFiles = chosenFiles.slice();
+  lastModel = $("model").value;
 
   button.disabled = true;
   resultsBox.replaceChildren();
