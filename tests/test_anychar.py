@@ -14,16 +14,18 @@ import pytest
 from restoreae.cli import main
 from restoreae.data.fonts import load_face, render_glyph
 from restoreae.errors import DataError, RestoreAEError
+from restoreae.models.weights import shipped_path
 
 KAI = Path("/usr/share/fonts/truetype/arphic-gkai00mp/gkai00mp.ttf")
 UKAI = Path("/usr/share/fonts/truetype/arphic/ukai.ttc")
 TW_KAI = Path("/usr/share/fonts/truetype/cns11643/TW-Kai-98_1.ttf")
 NOTO_SERIF = Path("/usr/share/fonts/opentype/noto/NotoSerifCJK-Regular.ttc")
 HANA_B = Path("/usr/share/fonts/truetype/hanazono/HanaMinB.ttf")
-SHIPPED = Path(__file__).resolve().parents[1] / "src/restoreae/pretrained/default.safetensors"
 #: Unassigned (U+3134F, after CJK Extension G): in the accepted ranges, drawn by no font.
 NO_FONT_CHAR = "\U0003134f"
 MODEL_SIZE = 64
+#: The web app answers only requests naming its own (loopback) host.
+WEB = "http://127.0.0.1:8765"
 
 
 def need(*paths: Path) -> None:
@@ -57,11 +59,11 @@ def tiny_model(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def shipped():
-    if not SHIPPED.is_file():
+    if not shipped_path().is_file():
         pytest.skip("the shipped model is not installed")
     from restoreae.restore.api import Restorer
 
-    return Restorer(SHIPPED)
+    return Restorer(shipped_path())  # the default backend (ONNX Runtime on the CPU)
 
 
 def _scan(char: str, size: int = 96) -> np.ndarray:
@@ -144,7 +146,7 @@ def test_traditional_and_rare_characters_restore(tiny_model) -> None:
     from restoreae.restore.api import Restorer
 
     need(KAI, UKAI, TW_KAI, NOTO_SERIF)
-    r = Restorer(tiny_model)
+    r = Restorer(tiny_model, backend="torch")
     img = _scan("壽")
     plain = r.restore(img, char="寿")
     for char in ("書", "壽", "\u3400", "\u9fea"):
@@ -168,18 +170,18 @@ def test_no_font_character_is_one_clear_error_per_interface(tiny_model, tmp_path
     img = _scan("永")
     # Python API: names the char= argument
     with pytest.raises(NoReferenceError, match="char=") as info:
-        Restorer(tiny_model).restore(img, char=NO_FONT_CHAR)
+        Restorer(tiny_model, backend="torch").restore(img, char=NO_FONT_CHAR)
     assert "--" not in str(info.value) and "U+3134F" in str(info.value)
     # CLI: names the flags, exit status 1, the file named
     src = tmp_path / "x.png"
     Image.fromarray(img).save(src)
     rc = main(["restore", str(src), "-o", str(tmp_path / "out"), "--model", str(tiny_model),
-               "--char", NO_FONT_CHAR])  # fmt: skip
+               "--backend", "torch", "--char", NO_FONT_CHAR])  # fmt: skip
     err = capsys.readouterr().err
     assert rc == 1 and str(src) in err and "no installed font draws" in err
     assert "--char" in err and "--no-reference" in err and "char=" not in err
     # web page: names its field, no CLI flags
-    with TestClient(create_app({"tiny": tiny_model})) as client:
+    with TestClient(create_app({"tiny": tiny_model}, backend="torch"), base_url=WEB) as client:
         job = client.post(
             "/api/restore",
             files=[("files", ("x.png", src.read_bytes(), "image/png"))],
@@ -201,8 +203,9 @@ def test_cli_results_csv_and_side_by_side_name_the_font(tiny_model, tmp_path) ->
     Image.fromarray(_scan("永")).save(src / "yong.png")
     (tmp_path / "chars.csv").write_text("path,char\nshu.png,書\n", encoding="utf-8")
     out = tmp_path / "out"
-    rc = main(["restore", str(src), "-o", str(out), "--model", str(tiny_model), "--char", "永",
-               "--chars-csv", str(tmp_path / "chars.csv"), "--side-by-side"])  # fmt: skip
+    rc = main(["restore", str(src), "-o", str(out), "--model", str(tiny_model),
+               "--backend", "torch", "--char", "永", "--chars-csv", str(tmp_path / "chars.csv"),
+               "--side-by-side"])  # fmt: skip
     assert rc == 0
     rows = {Path(r["input"]).name: r for r in csv.DictReader((out / "restore-results.csv").open())}
     assert rows["shu.png"]["char"] == "書" and rows["shu.png"]["char_source"] == "csv"
@@ -292,7 +295,7 @@ def test_auto_falls_back_to_no_reference_when_unsure(tiny_model) -> None:
     the best candidate is still reported."""
     from restoreae.restore.api import Restorer
 
-    r = Restorer(tiny_model)
+    r = Restorer(tiny_model, backend="torch")
     r.picker(min_confidence=1.0)  # nothing reaches certainty
     img = _scan("永", MODEL_SIZE)
     found = r.restore(img, char="auto")
@@ -312,12 +315,12 @@ def test_cli_and_web_auto(tiny_model, tmp_path) -> None:
     src = tmp_path / "yong.png"
     Image.fromarray(_scan("永", MODEL_SIZE)).save(src)
     out = tmp_path / "out"
-    rc = main(["restore", str(src), "-o", str(out), "--model", str(tiny_model), "--char", "auto",
-               "--side-by-side"])  # fmt: skip
+    rc = main(["restore", str(src), "-o", str(out), "--model", str(tiny_model),
+               "--backend", "torch", "--char", "auto", "--side-by-side"])  # fmt: skip
     assert rc == 0 and (out / "yong.compare.png").is_file()
     (row,) = csv.DictReader((out / "restore-results.csv").open(encoding="utf-8"))
     assert row["char_source"] == "auto" and row["candidates"] and float(row["confidence"]) >= 0
-    with TestClient(create_app({"tiny": tiny_model})) as client:
+    with TestClient(create_app({"tiny": tiny_model}, backend="torch"), base_url=WEB) as client:
         job = client.post(
             "/api/restore",
             files=[("files", ("yong.png", src.read_bytes(), "image/png"))],

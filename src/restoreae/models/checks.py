@@ -116,7 +116,7 @@ def check_metadata(meta: Any, source: str) -> dict[str, Any]:
 
     ``img_size`` 16–1024 and ``in_chans`` 1–2 (whole numbers), ``reference_font`` a string or
     null, ``reference_face_index`` 0–255, ``traditional`` / ``ema`` booleans, ``step`` /
-    ``epoch`` / ``corpus_size`` whole numbers ≥ 0 (or null), ``charset`` a string or null,
+    ``epoch`` / ``corpus_size`` / ``traditional_chars`` whole numbers ≥ 0 (or null), ``charset`` a string or null,
     ``val_writers`` / ``test_writers`` lists of strings, ``val_*`` numbers. Other keys are kept
     but never read.
     """
@@ -127,7 +127,7 @@ def check_metadata(meta: Any, source: str) -> dict[str, Any]:
         v = meta.get(key)
         if v is not None and (not _is_int(v) or not lo <= v <= hi):
             raise _bad(source, "metadata", key, v, f"a whole number from {lo} to {hi}")
-    for key in ("step", "epoch", "corpus_size"):
+    for key in ("step", "epoch", "corpus_size", "traditional_chars"):
         v = meta.get(key)
         if v is not None and (not _is_int(v) or v < 0):
             raise _bad(source, "metadata", key, v, "a whole number ≥ 0")

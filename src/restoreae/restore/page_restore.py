@@ -52,7 +52,8 @@ SOURCES = ("ocr", "text", "none")
 class PageCharacter:
     """One character of a page: ``box`` (x0, y0, x1, y1) in page pixels (exclusive ends),
     ``column`` (its column or row in reading order), ``char`` (None when unknown),
-    ``confidence`` (the recogniser's, 0–1; None when the character was given), ``source``
+    ``confidence`` (0–1: the recogniser's probability that the crop reads as exactly this one
+    character; None when the character was given), ``source``
     (``"ocr"``, ``"text"`` or ``"none"``)."""
 
     index: int
