@@ -8,7 +8,7 @@ careless user would; print the figures of docs/RELIABILITY.md (and write them as
    the file or flag, no traceback) / *crash* (an exception escapes ``main``) / *silently wrong*
    (the run succeeded but the case's expectation — e.g. "a blank picture is not redrawn" — fails).
 2. **Peak memory**: the long thin pictures and a normal one, each restored in a fresh child
-   process with the ONNX backend (exported once), ``ru_maxrss`` of the child.
+   process with the ONNX backend (exported once), the child's peak resident memory (VmHWM).
 3. **Kills during restore writes**: a child restores a folder with the ONNX backend and is killed
    with SIGKILL after a random number of outputs; every file left must decode at its full size,
    and the next run (``--overwrite``) must remove the temporaries and complete the folder.
@@ -368,11 +368,15 @@ def probe_inputs(d: Path, model: str | None) -> dict:
 
 
 # --------------------------------------------------------------------------- memory
+# The child's own peak (VmHWM of /proc/self/status): ``ru_maxrss`` would not do, Linux carries it
+# over exec from the forked copy of this (large) parent process.
 _RSS_CHILD = """
-import resource, sys
+import sys
 from restoreae.cli import main
 rc = main(sys.argv[1:])
-print("MAXRSS_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "RC", rc)
+with open("/proc/self/status") as f:
+    hwm = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+print("MAXRSS_KB", hwm, "RC", rc)
 """
 
 
