@@ -60,7 +60,7 @@ def bench_one(
     """Median seconds per training step → img/s for one (model, size, mode)."""
     from restoreae.damage.torch_ops import TorchDamage
     from restoreae.models.registry import create_model
-    from restoreae.train.engine import param_groups
+    from restoreae.train.build import param_groups
     from restoreae.train.losses import build_loss
 
     torch.manual_seed(0)

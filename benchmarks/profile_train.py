@@ -38,7 +38,7 @@ def build_step(name: str, size: int, batch: int, channels_last: bool, ema: float
     from restoreae.damage.torch_ops import TorchDamage
     from restoreae.models.registry import create_model
     from restoreae.train.ema import ModelEma
-    from restoreae.train.engine import param_groups
+    from restoreae.train.build import param_groups
     from restoreae.train.losses import build_loss
 
     torch.manual_seed(0)

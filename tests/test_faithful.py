@@ -19,7 +19,7 @@ from restoreae.damage.style import (
 from restoreae.errors import ConfigError
 from restoreae.models.io import add_damage_mask, for_inference
 from restoreae.models.registry import create_model
-from restoreae.train import engine
+from restoreae.train import batches, engine
 from restoreae.train.config import config_from_dict
 from restoreae.train.losses import build_loss, composite_mask_loss, damage_mask
 
@@ -143,7 +143,7 @@ def test_make_batch_clean_fraction_and_style():
     from restoreae.damage.pipeline import DamageConfig
     from restoreae.damage.torch_ops import TorchDamage
 
-    x, target = engine.make_batch(
+    x, target = batches.make_batch(
         clean_u8,
         clean_u8,
         damage=TorchDamage(DamageConfig.resolve("seed")),

@@ -18,7 +18,7 @@ import yaml
 from safetensors.torch import load_file
 
 from restoreae.errors import ConfigError
-from restoreae.train import engine
+from restoreae.train import batches, engine
 from restoreae.train.checkpoint import load_state, read_log, read_weights_metadata
 from restoreae.train.config import config_from_dict, load_config
 from restoreae.train.ema import ModelEma
@@ -335,7 +335,9 @@ def test_sigkill_during_save_then_resume(straight_run, tiny_corpus, tmp_path, mo
 
 
 def test_non_finite_loss_stops_and_keeps_last_checkpoint(tiny_corpus, tmp_path, monkeypatch):
-    real_build = engine.build_loss
+    from restoreae.train import setup
+
+    real_build = setup.build_loss
 
     def nan_after_three(spec):
         loss = real_build(spec)
@@ -348,7 +350,7 @@ def test_non_finite_loss_stops_and_keeps_last_checkpoint(tiny_corpus, tmp_path, 
 
         return forward
 
-    monkeypatch.setattr(engine, "build_loss", nan_after_three)
+    monkeypatch.setattr(setup, "build_loss", nan_after_three)
     run = tmp_path / "run"
     raw = tiny_config(tiny_corpus, run, train={"max_steps": 8, "save_every_steps": 2})
     with pytest.raises(engine.NonFiniteLossError) as err:
@@ -413,7 +415,7 @@ def test_reference_dropout_blanks_a_seeded_share_of_references():
 
     def batch(p: float, seed: int) -> torch.Tensor:
         gen = torch.Generator().manual_seed(seed)
-        x, target = engine.make_batch(
+        x, target = batches.make_batch(
             clean,
             ref,
             damage=lambda t, g: t,

@@ -1,0 +1,173 @@
+"""Validation: the fixed damaged validation set, the sharded validation pass, and
+``--eval-only`` (the validation metrics of saved weights).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from restoreae.errors import ConfigError, DataError
+from restoreae.models.weights import ModelSource
+from restoreae.train.batches import (
+    VAL_TAG,
+    GlyphPairs,
+    derive_seed,
+    load_damage,
+    make_batch,
+    make_generator,
+)
+from restoreae.train.config import TrainConfig
+from restoreae.train.distributed import DistInfo, all_reduce_sum, cleanup, init_distributed
+from restoreae.train.losses import CompositeLoss, build_loss
+from restoreae.utils import atomic_write
+
+
+@dataclass
+class ValSet:
+    """Fixed damaged validation glyphs: inputs ``(N, C, H, W)`` and targets ``(N, 1, H, W)``."""
+
+    inputs: Tensor
+    targets: Tensor
+    batch_size: int
+
+    def __len__(self) -> int:
+        return self.inputs.shape[0]
+
+
+def build_val_set(cfg: TrainConfig, damage: Any, device: torch.device) -> ValSet:
+    """``train.val_num`` glyphs of ``data.val_split`` damaged with seeds fixed by ``train.seed``.
+
+    The same on every rank and for every world size; kept on the CPU, moved per batch.
+    """
+    ds = GlyphPairs(cfg.data.corpus, cfg.data.val_split)
+    if len(ds) == 0:
+        raise DataError(
+            f"data.val_split: split '{cfg.data.val_split}' of corpus '{cfg.data.corpus}' is empty"
+        )
+    rng = np.random.default_rng(derive_seed(cfg.train.seed, VAL_TAG))
+    n = min(cfg.train.val_num, len(ds))
+    idx = np.sort(rng.choice(len(ds), size=n, replace=False))
+    bs = cfg.train.val_batch_size or cfg.train.batch_size
+    xs, ys = [], []
+    for b, start in enumerate(range(0, n, bs)):
+        items = [ds[int(i)] for i in idx[start : start + bs]]
+        clean = torch.stack([it[0] for it in items])
+        ref = torch.stack([it[1] for it in items])
+        x, y = make_batch(
+            clean,
+            ref,
+            damage=damage,
+            generator=make_generator(device, derive_seed(cfg.train.seed, VAL_TAG, b)),
+            device=device,
+            img_size=cfg.data.img_size,
+            use_reference=cfg.data.use_reference,
+        )
+        xs.append(x.cpu())
+        ys.append(y.cpu())
+    return ValSet(torch.cat(xs), torch.cat(ys), bs)
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    val: ValSet,
+    criterion: CompositeLoss,
+    info: DistInfo,
+    *,
+    amp_dtype: torch.dtype | None = None,
+    channels_last: bool = False,
+) -> dict[str, float]:
+    """Validation loss and mean per-image PSNR (dB, on float [0, 1]; capped at 100 dB).
+
+    Batches are sharded over ranks and the sums all-reduced: every rank gets the same figures.
+    """
+    was_training = model.training
+    was_parts = getattr(model, "return_parts", False)
+    model.eval()
+    if was_parts:
+        model.return_parts = False  # validation scores the composite output
+    sums = torch.zeros(3, dtype=torch.float64, device=info.device)  # loss*n, psnr sum, n
+    n_batches = math.ceil(len(val) / val.batch_size)
+    for b in range(info.rank, n_batches, info.world_size):
+        sl = slice(b * val.batch_size, (b + 1) * val.batch_size)
+        x = val.inputs[sl].to(info.device, non_blocking=True)
+        y = val.targets[sl].to(info.device, non_blocking=True)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(info.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            out = model(x)
+        out = out.float()
+        loss, _ = criterion(out, y)
+        mse = ((out - y) ** 2).flatten(1).mean(1).clamp_min(1e-10)
+        psnr = 10.0 * torch.log10(1.0 / mse)
+        n = float(x.shape[0])
+        sums[0] += loss.double() * n
+        sums[1] += psnr.double().sum()
+        sums[2] += n
+    all_reduce_sum(sums, info)
+    model.train(was_training)
+    if was_parts:
+        model.return_parts = True
+    n = max(1.0, float(sums[2]))
+    return {"loss": float(sums[0]) / n, "psnr": float(sums[1]) / n}
+
+
+def _weights_for_eval(cfg: TrainConfig, checkpoint: Path | None) -> ModelSource:
+    """``--resume`` of ``--eval-only`` (any ``.safetensors`` model spec; default: the config's
+    run folder) → the weights to evaluate."""
+    from restoreae.models.weights import resolve_weights
+
+    source = resolve_weights(checkpoint if checkpoint is not None else cfg.output.run_dir)
+    if source.format != "safetensors":
+        raise ConfigError(f"--resume for --eval-only: '{source.path}' is not a .safetensors file")
+    return source
+
+
+def evaluate_checkpoint(cfg: TrainConfig, checkpoint: Path | None = None) -> dict[str, Any]:
+    """Validation metrics of a checkpoint on ``data.val_split`` (the config's fixed val set).
+
+    ``checkpoint``: a ``.safetensors`` file or a run folder (its best, else last weights);
+    default ``output.run_dir``. Writes ``eval-<split>.json`` next to the run's weights folder.
+    """
+    from restoreae.models.io import load_model
+
+    info = init_distributed(cfg.train.device)
+    try:
+        source = _weights_for_eval(cfg, checkpoint)
+        path = source.path
+        model, meta = load_model(path, device=info.device, arch=source.arch)
+        in_chans = int(model.config.get("in_chans", meta.get("in_chans", 1)))
+        if in_chans != cfg.in_chans:
+            raise ConfigError(
+                f"'{path}' takes {in_chans} input channels; data.use_reference="
+                f"{cfg.data.use_reference} gives {cfg.in_chans} (in {cfg.source})"
+            )
+        damage = load_damage(cfg)
+        val_set = build_val_set(cfg, damage, info.device)
+        metrics = evaluate(
+            model, val_set, build_loss(cfg.train.loss), info, amp_dtype=cfg.amp_dtype
+        )
+        result = {
+            "weights": str(path),
+            "split": cfg.data.val_split,
+            "num": len(val_set),
+            "step": meta.get("step"),
+            **metrics,
+        }
+        if info.is_main:
+            out = path.parent.parent if path.parent.name == "weights" else path.parent
+            atomic_write(
+                out / f"eval-{cfg.data.val_split}.json",
+                (json.dumps(result, indent=2) + "\n").encode("utf-8"),
+            )
+        return result
+    finally:
+        cleanup(info)
