@@ -37,8 +37,8 @@ def build_step(name: str, size: int, batch: int, channels_last: bool, ema: float
     """A closure running one engine-like training step of ``name`` (returns nothing)."""
     from restoreae.damage.torch_ops import TorchDamage
     from restoreae.models.registry import create_model
-    from restoreae.train.ema import ModelEma
     from restoreae.train.build import param_groups
+    from restoreae.train.ema import ModelEma
     from restoreae.train.losses import build_loss
 
     torch.manual_seed(0)
