@@ -306,6 +306,21 @@ def test_auto_falls_back_to_no_reference_when_unsure(tiny_model) -> None:
     np.testing.assert_array_equal(found.image, r.restore(img, char=None))
 
 
+def test_chars_csv_accepts_auto_on_its_first_line(tmp_path) -> None:
+    from restoreae.restore.command import CharMap
+
+    path = tmp_path / "chars.csv"
+    path.write_text("a.png,auto\nb.png,書\n", encoding="utf-8")
+    cm = CharMap(path)
+    assert cm.has_auto and cm.lookup(tmp_path / "a.png") == "auto"
+    assert cm.lookup(tmp_path / "b.png") == "書"
+    path.write_text("a.png,書\n", encoding="utf-8")
+    assert not CharMap(path).has_auto
+    path.write_text("a.png,automatic\n", encoding="utf-8")
+    with pytest.raises(RestoreAEError, match="path,char"):
+        CharMap(path)
+
+
 def test_cli_and_web_auto(tiny_model, tmp_path) -> None:
     from fastapi.testclient import TestClient
     from PIL import Image
