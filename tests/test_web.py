@@ -143,6 +143,64 @@ def test_restore_good_file(client) -> None:
     np.testing.assert_array_equal(decode_png(dl.content), restored)
 
 
+def colour_glyph_png(size: int = SIZE) -> tuple[bytes, np.ndarray]:
+    """A damaged glyph as a colour photo would show it: brown ink on yellowish paper lit from one
+    side, a chunk of the strokes lost. Returns (PNG bytes, uint8 (size, size, 3) RGB pixels)."""
+    font_path = next((p for p in FONT_CANDIDATES if Path(p).is_file()), None)
+    if font_path is None:
+        pytest.skip("no CJK font installed to draw a test glyph")
+    img = Image.new("L", (size, size), 255)
+    font = ImageFont.truetype(font_path, int(size * 0.7))
+    ImageDraw.Draw(img).text((size / 2, size / 2), CHAR, fill=0, font=font, anchor="mm")
+    grey = np.asarray(img).astype(np.float32) / 255.0  # 1 = paper
+    grey[size // 3 : size // 2, size // 4 : size // 2] = 1.0  # a lost chunk of the strokes
+    paper = np.array([236, 214, 160], np.float32)
+    ink = np.array([70, 35, 20], np.float32)
+    light = np.linspace(0.85, 1.0, size, dtype=np.float32)[None, :, None]
+    rgb = (ink + (paper - ink) * grey[..., None]) * light
+    rgb = np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(rgb, mode="RGB").save(buf, format="PNG")
+    return buf.getvalue(), rgb
+
+
+def test_colour_in_colour_out(client) -> None:
+    """A colour photo comes back in colour (RGB in → RGB out, as the CLI and the API), with the
+    paper's own colours and lighting kept away from the strokes."""
+    data, rgb = colour_glyph_png()
+    r = post(client, [("photo.png", data)], char=CHAR, model="tiny", wait="1")
+    assert r.status_code == 200, r.text
+    (res,) = r.json()["results"]
+    assert res["ok"], res
+    images = {}
+    for kind in ("input", "restored"):
+        got = client.get(res["images"][kind])
+        assert got.status_code == 200
+        with Image.open(io.BytesIO(got.content)) as im:
+            assert im.mode == "RGB", (kind, im.mode)
+            images[kind] = np.asarray(im)
+    np.testing.assert_array_equal(images["input"], rgb)
+    restored = images["restored"].astype(np.int16)
+    assert restored.shape == rgb.shape
+    # The paper away from the strokes keeps its colour and lighting.
+    import cv2
+
+    ink = (rgb.astype(np.float32).mean(axis=2) < 160).astype(np.uint8)
+    far = cv2.dilate(ink, np.ones((9, 9), np.uint8)) == 0
+    assert far.sum() > 200
+    diff = np.abs(restored - rgb.astype(np.int16))[far]
+    assert np.median(diff) <= 2, np.median(diff, axis=0)
+    # Not grey: the paper stays yellowish (red above blue).
+    assert np.median(restored[far][:, 0] - restored[far][:, 2]) > 40
+    with Image.open(io.BytesIO(client.get(res["download"]).content)) as im:
+        assert im.mode == "RGB"
+    # A grey picture stays grey.
+    r = post(client, [("grey.png", damaged_glyph_png())], char=CHAR, model="tiny", wait="1")
+    (res,) = r.json()["results"]
+    with Image.open(io.BytesIO(client.get(res["images"]["restored"]).content)) as im:
+        assert im.mode == "L"
+
+
 def test_job_progress_several_files(client) -> None:
     files = [(f"g{i}.png", damaged_glyph_png(seed=i)) for i in range(2)]
     r = post(client, files)  # no char, no model: the default model, no reference shown

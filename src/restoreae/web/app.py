@@ -125,7 +125,16 @@ class PageError(DataError):
 
 
 def decode_image(data: bytes, name: str, max_side: int = MAX_IMAGE_SIDE) -> np.ndarray:
-    """Decode uploaded bytes into a grey image: ``uint8 (H, W)``, 0–255, polarity as given.
+    """Decode uploaded bytes into a grey image: ``uint8 (H, W)``, 0–255, polarity as given
+    (:func:`decode_picture` without its colour pixels)."""
+    return decode_picture(data, name, max_side)[0]
+
+
+def decode_picture(
+    data: bytes, name: str, max_side: int = MAX_IMAGE_SIDE
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Decode uploaded bytes into ``(grey, rgb)``: ``uint8 (H, W)`` grey, 0–255, polarity as
+    given, and the ``uint8 (H, W, 3)`` colour pixels of an opaque colour picture (else None).
 
     Only :data:`IMAGE_FORMATS` decoders are tried (the content decides, not the file name); the
     pixels are converted as the CLI does (``restoreae.restore.preprocess.load_image``: alpha
@@ -151,8 +160,9 @@ def decode_image(data: bytes, name: str, max_side: int = MAX_IMAGE_SIDE) -> np.n
                         f"{name}：图像为 {w}×{h} 像素，每边最多 {max_side} 像素",
                     )
                 im.load()
-                grey, _info = load_image(im)
-                return grey
+                grey, info = load_image(im)
+                rgb = info.get("rgb")
+                return grey, (rgb if rgb is not None and rgb.shape[:2] == grey.shape else None)
     except PageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -177,10 +187,13 @@ def decode_image(data: bytes, name: str, max_side: int = MAX_IMAGE_SIDE) -> np.n
         ) from None
 
 
-def png_bytes(grey: np.ndarray) -> bytes:
-    """Encode ``uint8 (H, W)`` grey as PNG bytes."""
+def png_bytes(image: np.ndarray) -> bytes:
+    """Encode ``uint8 (H, W)`` grey or ``(H, W, 3)`` RGB as PNG bytes."""
+    arr = np.ascontiguousarray(image, dtype=np.uint8)
+    if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] == 3)):
+        raise ValueError(f"expected (H, W) or (H, W, 3) pixels, got shape {arr.shape}")
     buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(grey, dtype=np.uint8), mode="L").save(buf, format="PNG")
+    Image.fromarray(arr, mode="L" if arr.ndim == 2 else "RGB").save(buf, format="PNG")
     return buf.getvalue()
 
 
@@ -508,7 +521,9 @@ class RestoreService:
                     f"{up.name}：文件大小 {_mb(up.too_large)}，每个文件最多 "
                     f"{_mb(self.max_upload_bytes)}",
                 )
-            grey = decode_image(up.data, up.name, self.max_image_side)
+            grey, rgb = decode_picture(up.data, up.name, self.max_image_side)
+            # A colour picture is restored in colour (RGB in → RGB out, as the CLI and the API).
+            picture = rgb if rgb is not None else grey
             count = count_characters(grey)
             if count > 1:
                 raise PageError(
@@ -518,7 +533,7 @@ class RestoreService:
                 )
             h, w = grey.shape
             res.size = (w, h)
-            res.input_png = png_bytes(grey)
+            res.input_png = png_bytes(picture)
             if count == 0:
                 res.restored_png = res.input_png
                 res.note = "no ink found: the picture is returned unchanged · 未发现笔画，原样返回"
@@ -526,7 +541,7 @@ class RestoreService:
             with warnings.catch_warnings():  # the page says it itself, see ``note``
                 warnings.simplefilter("ignore", UserWarning)
                 if char == AUTO:
-                    found = restorer.restore(grey, char=AUTO)
+                    found = restorer.restore(picture, char=AUTO)
                     restored = np.asarray(found.image)
                     char = res.char = found.char
                     res.auto = {
@@ -535,10 +550,10 @@ class RestoreService:
                         "candidates": [[c, round(p, 4)] for c, p in found.candidates],
                     }
                 else:
-                    restored = np.asarray(restorer.restore(grey, char=char))
-            if restored.shape != grey.shape or restored.dtype != np.uint8:
+                    restored = np.asarray(restorer.restore(picture, char=char))
+            if restored.shape != picture.shape or restored.dtype != np.uint8:
                 raise RuntimeError(
-                    f"restorer returned {restored.dtype} {restored.shape} for {grey.shape} input"
+                    f"restorer returned {restored.dtype} {restored.shape} for {picture.shape} input"
                 )
             res.restored_png = png_bytes(restored)
             if char is not None:
