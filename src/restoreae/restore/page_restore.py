@@ -15,7 +15,9 @@ web page's page mode. The steps:
    too). A transcription (``text``)
    overrides it: in order when it has as many characters as boxes were found, else aligned to the
    readings (:func:`align_text`).
-4. **Restore** all crops in batches with :meth:`Restorer.restore_many`; a character read with a
+4. **Restore** all crops in batches (each crop prepared once, for the reader and the model:
+   :meth:`Restorer.prepare`, :meth:`~Restorer.model_input`, :meth:`~Restorer.run`,
+   :meth:`~Restorer.finish`, as :meth:`Restorer.restore_many` does); a character read with a
    confidence under ``min_confidence`` is restored without a reference.
 5. **Paste back** with a soft mask limited to the ink neighbourhood (the original ink and the
    restored ink, widened and feathered), so the page keeps its own paper or stone texture, colour
@@ -321,6 +323,11 @@ def restore_page(
         crops.append(crop.copy())
         isolated.append(_isolate(crop, inner, dark_on_light))
 
+    # Each crop is prepared once: the reader and the model see the same glyph.
+    t1 = time.perf_counter()
+    preps = [restorer.prepare(iso, polarity) for iso in isolated]
+    seconds["prepare"] = time.perf_counter() - t1
+
     # Identity.
     t1 = time.perf_counter()
     given = list(chars) if chars is not None else [None] * len(box_list)
@@ -329,7 +336,7 @@ def restore_page(
     to_read = [k for k, c in enumerate(given) if not c]
     if recognise and to_read:
         note(f"reading {len(to_read)} characters")
-        glyphs = [restorer.prepare(isolated[k], polarity).glyph for k in to_read]
+        glyphs = [preps[k].glyph for k in to_read]
         found = _Reader.get().candidates(glyphs, k=1, accept=_is_cjk)
         for k, cands in zip(to_read, found, strict=True):
             if cands:
@@ -368,14 +375,12 @@ def restore_page(
     restored_crops: list[np.ndarray] = []
     with warnings.catch_warnings():  # per-character sources are reported in the JSON instead
         warnings.simplefilter("ignore", UserWarning)
-        for s in range(0, len(isolated), batch_size):
+        for s in range(0, len(preps), batch_size):
+            part = list(zip(preps[s : s + batch_size], refs[s : s + batch_size], strict=True))
+            batch = np.stack([restorer.model_input(p, c) for p, c in part])
+            outputs = restorer.run(batch)
             restored_crops.extend(
-                restorer.restore_many(
-                    isolated[s : s + batch_size],
-                    refs[s : s + batch_size],
-                    batch_size=batch_size,
-                    polarity=polarity,
-                )
+                restorer.finish(p, y) for (p, _c), y in zip(part, outputs, strict=True)
             )
     seconds["restore"] = time.perf_counter() - t2
 
