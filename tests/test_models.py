@@ -73,7 +73,7 @@ def test_registry_lists_all_kinds() -> None:
         MODELS
     )
     kinds = {_model(n).kind for n in MODELS}
-    assert kinds == {"symmetric", "asymmetric", "unet", "vit"}
+    assert kinds == {"symmetric", "asymmetric", "unet", "restoration", "vit"}
 
 
 def test_create_model_errors() -> None:

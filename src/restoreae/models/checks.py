@@ -24,6 +24,7 @@ _CONFIG_INTS: dict[str, tuple[int, int]] = {
     "latent_dim": (1, 8192),
     "latent_chans": (1, 1024),
     "head_chans": (1, 1024),
+    "width": (4, 256),
     "embed_dim": (8, 4096),
     "depth": (1, 64),
     "num_heads": (1, 64),

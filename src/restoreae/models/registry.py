@@ -1,8 +1,8 @@
 """Model registry and factory (timm style: ``@register_model`` + ``create_model``).
 
 A registered entry point is ``fn(*, in_chans, img_size, **options) -> nn.Module``; its ``kind``
-(``symmetric``, ``asymmetric``, ``unet``, ``vit``) and its model-specific ``options`` (keyword →
-default) are stored here, in its :class:`ModelSpec`, and nowhere else. :func:`create_model` checks
+(``symmetric``, ``asymmetric``, ``unet``, ``restoration``, ``vit``) and its model-specific
+``options`` (keyword → default) are stored here, in its :class:`ModelSpec`, and nowhere else. :func:`create_model` checks
 the arguments, calls it and records ``model.config`` (the name, ``in_chans``, ``img_size`` and the
 options given) so that ``create_model(**model.config)`` rebuilds the same architecture.
 
@@ -25,8 +25,12 @@ from torch import nn
 from restoreae.errors import ConfigError
 
 # Modules whose import registers models (explicit: no folder scan).
-MODEL_MODULES = ("restoreae.models.autoencoders", "restoreae.models.vit_mae")
-KINDS = ("symmetric", "asymmetric", "unet", "vit")
+MODEL_MODULES = (
+    "restoreae.models.autoencoders",
+    "restoreae.models.nafnet",
+    "restoreae.models.vit_mae",
+)
+KINDS = ("symmetric", "asymmetric", "unet", "restoration", "vit")
 _UNIVERSAL = ("in_chans", "img_size")
 
 
