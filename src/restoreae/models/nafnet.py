@@ -173,7 +173,7 @@ class NAFVariant:
 
 
 NAF_VARIANTS: dict[str, NAFVariant] = {
-    # ~1.2 M parameters, comparable to unet_mobilenetv3_small (1.14 M); docs/MODELS.md
+    # 1.29 M parameters, comparable to unet_mobilenetv3_small (1.14 M); docs/MODELS.md
     "nafnet_small": NAFVariant(16, (1, 1, 2, 2), 1, (1, 1, 1, 1)),
 }
 
@@ -197,7 +197,7 @@ def _create(name: str, *, in_chans: int, img_size: int, **kwargs: Any) -> NAFNet
 
 @register_model(kind="restoration", options=NAF_VARIANTS["nafnet_small"].options())
 def nafnet_small(**kwargs: Any) -> NAFNet:
-    """NAFNet-style restoration net (width 16, 4 levels, full-res stem, no backbone); ~1.2 M."""
+    """NAFNet-style restoration net: NAFBlocks on 4 levels from full resolution, width 16."""
     return _create("nafnet_small", **kwargs)
 
 
