@@ -103,11 +103,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--style", default=None, help="style preset applied to the clean font glyphs")
     ap.add_argument(
-        "--mask-floor",
-        default=None,
-        help="comma-separated preprocess.MASK_FLOOR values to compare (default: as shipped)",
-    )
-    ap.add_argument(
         "--paste",
         action="store_true",
         help="also score each model with the whole restored square pasted back (the v1 path)",
@@ -128,19 +123,15 @@ def main(argv: list[str] | None = None) -> int:
 
     print("| model | path | set | input (dB / SSIM) | with ref | no ref | undamaged in |")
     print("|---|---|---|---|---|---|---|")
-    change_mask, shipped_floor = preprocess.change_mask, preprocess.MASK_FLOOR
+    change_mask = preprocess.change_mask
     for spec in args.models:
         name, _, path = spec.partition("=")
         restorer = Restorer(path or name, backend="torch")
-        floors = [float(v) for v in args.mask_floor.split(",")] if args.mask_floor else [None]
-        modes = [("faithful", f) for f in floors] + ([("paste", None)] if args.paste else [])
-        for mode, floor in modes:
+        modes = ["faithful", "paste"] if args.paste else ["faithful"]
+        for mode in modes:
             preprocess.change_mask = (
                 change_mask if mode == "faithful" else (lambda r, g: np.ones_like(r))
             )
-            preprocess.MASK_FLOOR = shipped_floor if floor is None else floor
-            if floor is not None:
-                mode = f"{mode}, mask floor {floor:g}"
             t0 = time.perf_counter()
             for set_name, (images, all_chars) in sets.items():
                 chars = _drawable(restorer, all_chars)
@@ -153,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
                 row = " | ".join(f"{p:.2f} / {s:.3f}" for p, s in cells)
                 print(f"| {name} | {mode} | {set_name} | {row} |", flush=True)
             print(f"<!-- {name} {mode}: {time.perf_counter() - t0:.0f} s -->", file=sys.stderr)
-    preprocess.change_mask, preprocess.MASK_FLOOR = change_mask, shipped_floor
+    preprocess.change_mask = change_mask
     return 0
 
 

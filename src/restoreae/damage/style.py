@@ -3,8 +3,9 @@
 Damage (:mod:`restoreae.damage.torch_ops`) only touches the model's input; a style transform
 changes the glyph itself, so the training pair (damaged input → target) shows a hand that no
 installed font has: heavier or lighter strokes that vary along the stroke, warped and sheared
-shapes, rough brush edges, dry-brush gaps (飞白), paler ink. The reference channel stays the
-standard font, so the model learns to restore the writer's shape rather than copy the font's.
+shapes, rough brush edges, dry-brush gaps (飞白), paler ink, black-and-white scans. The reference
+channel stays the standard font, so the model learns to restore the writer's shape rather than
+copy the font's.
 
 Every op is ``fn(x, generator, **params) -> x`` on ``float32 (B, 1, H, W)`` in ``[0, 1]``, white
 ink (1) on black (0), batched on ``x.device``; each sample draws its own parameters from

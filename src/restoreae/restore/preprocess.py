@@ -43,10 +43,6 @@ MARGIN: float = 0.15
 FULL_FRAME: float = 0.85
 #: Width of the blending band at the edge of the restored square (fraction of its side).
 FEATHER: float = 0.06
-#: A composite model's restoration mask below this level counts as "not restored"; above it the
-#: mask is rescaled to [0, 1]. Faint mask along intact outlines would otherwise soften a writer's
-#: hard edges. Chosen on font validation writers (benchmarks/compare_faithful.py --mask-floor).
-MASK_FLOOR: float = 0.0
 
 Polarity = Literal["auto", "dark-on-light", "light-on-dark"]
 
@@ -350,12 +346,7 @@ def finish(
     if not np.issubdtype(np.asarray(restored).dtype, np.floating):
         r = r / 255.0
     r = np.clip(r, 0.0, 1.0)
-    if mask is None:
-        m = change_mask(r, prep.glyph)
-    else:
-        m = np.asarray(mask, np.float32)
-        if MASK_FLOOR > 0.0:
-            m = (m - MASK_FLOOR) / (1.0 - MASK_FLOOR)
+    m = change_mask(r, prep.glyph) if mask is None else np.asarray(mask, np.float32)
     m = np.clip(m.reshape(r.shape), 0.0, 1.0)
     sx0, sy0, side = prep.square
     h, w = prep.grey.shape
