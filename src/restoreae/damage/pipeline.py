@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from restoreae.damage.registry import get_damage_op, list_damage_ops
+from restoreae.damage.registry import DAMAGE_OPS, get_damage_op
 from restoreae.errors import ConfigError
 
 #: The seed's pool (RestoreAE-Zi: "3 of 4"); ``polygons`` is available but not in it.
@@ -84,12 +84,8 @@ class DamageConfig:
         """Raise :class:`ConfigError` naming the key of any problem (``where`` prefixes it)."""
         if isinstance(self.ops, str) or not isinstance(self.ops, Sequence) or not self.ops:
             raise ConfigError(f"{where}.ops: expected a non-empty list of op names")
-        known = list_damage_ops()
         for name in self.ops:
-            if name not in known:
-                raise ConfigError(
-                    f"{where}.ops: unknown damage op {name!r} (known: {', '.join(known)})"
-                )
+            DAMAGE_OPS.get_entry(name, where=f"{where}.ops")
         if len(set(self.ops)) != len(self.ops):
             raise ConfigError(f"{where}.ops: duplicate op names in {list(self.ops)}")
         self.ops = list(self.ops)
@@ -111,10 +107,7 @@ class DamageConfig:
             raise ConfigError(f"{where}.params: expected a mapping op -> {{param: value}}")
         clean: dict[str, dict[str, Any]] = {}
         for op_name, overrides in self.params.items():
-            if op_name not in known:
-                raise ConfigError(
-                    f"{where}.params.{op_name}: unknown damage op (known: {', '.join(known)})"
-                )
+            DAMAGE_OPS.get_entry(op_name, where=f"{where}.params")
             if overrides is None:
                 overrides = {}
             if not isinstance(overrides, Mapping):

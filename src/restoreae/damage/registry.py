@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from restoreae.registry import Registry
+
 NumpyDamageFn = Callable[..., np.ndarray]
 
 __all__ = [
@@ -46,7 +48,13 @@ class DamageOp:
     doc: str = ""
 
 
-DAMAGE_OPS: dict[str, DamageOp] = {}
+def _ensure_builtin_ops() -> None:
+    # The built-in ops register themselves on import of ops.py (no folder auto-import).
+    from restoreae.damage import ops  # noqa: F401
+
+
+#: The registered damage ops (a :class:`restoreae.registry.Registry` of :class:`DamageOp`).
+DAMAGE_OPS: Registry[DamageOp] = Registry("damage op", loader=_ensure_builtin_ops)
 
 
 def _keyword_defaults(fn: Callable[..., Any]) -> dict[str, Any]:
@@ -68,10 +76,8 @@ def register_damage(name: str) -> Callable[[NumpyDamageFn], NumpyDamageFn]:
     """
 
     def deco(fn: NumpyDamageFn) -> NumpyDamageFn:
-        if name in DAMAGE_OPS:
-            raise ValueError(f"damage op {name!r} is already registered")
         doc = (inspect.getdoc(fn) or "").split("\n\n")[0].replace("\n", " ")
-        DAMAGE_OPS[name] = DamageOp(name, fn, _keyword_defaults(fn), None, doc)
+        DAMAGE_OPS.register(name, DamageOp(name, fn, _keyword_defaults(fn), None, doc))
         return fn
 
     return deco
@@ -84,30 +90,19 @@ def register_torch_damage(name: str) -> Callable[[Callable[..., Any]], Callable[
     """
 
     def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
-        _ensure_builtin_ops()
-        if name not in DAMAGE_OPS:
-            raise KeyError(f"no numpy damage op {name!r} to attach a torch version to")
-        DAMAGE_OPS[name] = dataclasses.replace(DAMAGE_OPS[name], torch_fn=fn)
+        op = DAMAGE_OPS.get_entry(name, where="register_torch_damage (no numpy op to attach to)")
+        DAMAGE_OPS.replace(name, dataclasses.replace(op, torch_fn=fn))
         return fn
 
     return deco
 
 
-def _ensure_builtin_ops() -> None:
-    # The built-in ops register themselves on import of ops.py (no folder auto-import).
-    from restoreae.damage import ops  # noqa: F401
-
-
 def list_damage_ops() -> list[str]:
     """Names of all registered damage ops, in registration order."""
-    _ensure_builtin_ops()
-    return list(DAMAGE_OPS)
+    return DAMAGE_OPS.names()
 
 
 def get_damage_op(name: str) -> DamageOp:
-    """The :class:`DamageOp` registered as ``name`` (KeyError naming the known ops otherwise)."""
-    _ensure_builtin_ops()
-    try:
-        return DAMAGE_OPS[name]
-    except KeyError:
-        raise KeyError(f"unknown damage op {name!r}; known: {', '.join(DAMAGE_OPS)}") from None
+    """The :class:`DamageOp` registered as ``name``; ``UnknownNameError`` (a ``KeyError`` and a
+    ``ConfigError``) with a "did you mean" hint and the known ops otherwise."""
+    return DAMAGE_OPS[name]

@@ -19,7 +19,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -35,21 +35,29 @@ from restoreae.damage.torch_ops import (
     smooth_noise,
 )
 from restoreae.errors import ConfigError
+from restoreae.registry import Registry
 
 Tensor = torch.Tensor
 StyleFn = Callable[..., Tensor]
 
-#: Registered style ops: name → (function, default parameters).
-STYLE_OPS: dict[str, tuple[StyleFn, dict[str, Any]]] = {}
+
+class StyleOp(NamedTuple):
+    """A registered style op: the batched function and its default parameters."""
+
+    fn: StyleFn
+    defaults: dict[str, Any]
+
+
+#: Registered style ops (a :class:`restoreae.registry.Registry` of :class:`StyleOp`), in the order
+#: :class:`StyleTransform` applies them. The built-in ones are defined in this module.
+STYLE_OPS: Registry[StyleOp] = Registry("style op")
 
 
 def register_style(name: str, **defaults: Any) -> Callable[[StyleFn], StyleFn]:
     """Decorator registering a batched style op under ``name`` with its default parameters."""
 
     def deco(fn: StyleFn) -> StyleFn:
-        if name in STYLE_OPS:
-            raise ValueError(f"style op {name!r} is already registered")
-        STYLE_OPS[name] = (fn, dict(defaults))
+        STYLE_OPS.register(name, StyleOp(fn, dict(defaults)))
         return fn
 
     return deco
@@ -57,7 +65,7 @@ def register_style(name: str, **defaults: Any) -> Callable[[StyleFn], StyleFn]:
 
 def list_style_ops() -> list[str]:
     """Names of the registered style ops, in the order :class:`StyleTransform` applies them."""
-    return list(STYLE_OPS)
+    return STYLE_OPS.names()
 
 
 def _warp(x: Tensor, dx: Tensor, dy: Tensor) -> Tensor:
@@ -233,15 +241,11 @@ class StyleConfig:
             raise ConfigError(f"{where}: 'ops' must map op names to settings")
         out: dict[str, dict[str, Any]] = {}
         for name, settings in ops.items():
-            if name not in STYLE_OPS:
-                raise ConfigError(
-                    f"{where}: unknown style op {name!r}; known: {', '.join(STYLE_OPS)}"
-                )
+            defaults = STYLE_OPS.get_entry(name, where).defaults
             settings = dict(settings or {})
             p = settings.pop("p", 0.5)
             if isinstance(p, bool) or not isinstance(p, int | float) or not 0.0 <= p <= 1.0:
                 raise ConfigError(f"{where}: {name}.p must be a share in [0, 1], got {p!r}")
-            defaults = STYLE_OPS[name][1]
             unknown = sorted(set(settings) - set(defaults))
             if unknown:
                 raise ConfigError(
@@ -312,7 +316,7 @@ class StyleTransform:
             p = settings.pop("p")
             chosen = torch.nonzero(_rand(generator, (b,), x.device) < p).squeeze(1)
             if chosen.numel():
-                fn = STYLE_OPS[name][0]
+                fn = STYLE_OPS[name].fn
                 out[chosen] = fn(out[chosen], generator, **settings).clamp(0.0, 1.0)
         return out.to(x.dtype)
 
@@ -326,6 +330,7 @@ def build_style(spec: str | dict | None) -> StyleTransform | None:
 __all__ = [
     "STYLE_OPS",
     "STYLE_PRESETS",
+    "StyleOp",
     "StyleConfig",
     "StyleTransform",
     "build_style",

@@ -13,7 +13,6 @@ registry lookup, so that ``import restoreae.models`` stays light).
 
 from __future__ import annotations
 
-import fnmatch
 import importlib
 import inspect
 from collections.abc import Callable, Mapping
@@ -23,6 +22,7 @@ from typing import Any
 from torch import nn
 
 from restoreae.errors import ConfigError
+from restoreae.registry import Registry
 
 # Modules whose import registers models (explicit: no folder scan).
 MODEL_MODULES = (
@@ -45,7 +45,13 @@ class ModelSpec:
     options: Mapping[str, Any] = field(default_factory=dict)
 
 
-_REGISTRY: dict[str, ModelSpec] = {}
+def _ensure_registered() -> None:
+    for mod in MODEL_MODULES:
+        importlib.import_module(mod)
+
+
+#: The registered models (a :class:`restoreae.registry.Registry` of :class:`ModelSpec`).
+MODELS: Registry[ModelSpec] = Registry("model", loader=_ensure_registered)
 
 
 def signature_options(fn: Callable[..., nn.Module]) -> dict[str, Any]:
@@ -76,40 +82,24 @@ def register_model(
 
     def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         key = name or fn.__name__
-        if key in _REGISTRY and _REGISTRY[key].fn is not fn:
-            raise ValueError(f"model {key!r} is already registered")
         doc = description or (inspect.getdoc(fn) or "").split("\n")[0]
         opts = dict(options) if options is not None else signature_options(fn)
-        _REGISTRY[key] = ModelSpec(key, fn, kind, doc, opts)
+        MODELS.register(key, ModelSpec(key, fn, kind, doc, opts))
         return fn
 
     return deco
 
 
-def _ensure_registered() -> None:
-    for mod in MODEL_MODULES:
-        importlib.import_module(mod)
-
-
 def list_models(pattern: str | None = None) -> list[str]:
     """Names of the registered models, sorted; with ``pattern`` only those matching it as a
     shell-style wildcard (``fnmatch``, case-sensitive), as in ``timm.list_models("unet*")``."""
-    _ensure_registered()
-    names = sorted(_REGISTRY)
-    if pattern is None:
-        return names
-    return [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+    return sorted(MODELS.names(pattern))
 
 
 def get_model_spec(name: str) -> ModelSpec:
-    """The :class:`ModelSpec` of ``name``; ``ConfigError`` listing the known names otherwise."""
-    _ensure_registered()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ConfigError(
-            f"unknown model {name!r}; available: {', '.join(sorted(_REGISTRY))}"
-        ) from None
+    """The :class:`ModelSpec` of ``name``; ``UnknownNameError`` (a ``ConfigError``) with a "did
+    you mean" hint and the known names otherwise."""
+    return MODELS[name]
 
 
 def create_model(name: str, in_chans: int = 2, img_size: int = 224, **kwargs: Any) -> nn.Module:
@@ -149,8 +139,7 @@ def upgrade_config(config: Mapping[str, Any]) -> dict[str, Any]:
     config = dict(config)
     name = config.get("name")
     if "latent_dim" in config and isinstance(name, str):
-        _ensure_registered()
-        spec = _REGISTRY.get(name)
+        spec = MODELS.get(name)
         if spec is not None and "latent_dim" not in spec.options:
             del config["latent_dim"]
     return config

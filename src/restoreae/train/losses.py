@@ -14,14 +14,32 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from restoreae.registry import Registry
 from restoreae.ssim import SSIM_WINDOW
 from restoreae.ssim import ssim_map as shared_ssim_map
 
+LossFn = Callable[[Tensor, Tensor], Tensor]
 
+#: Loss terms by name (a :class:`restoreae.registry.Registry`), each ``fn(pred, target) -> scalar``.
+LOSSES: Registry[LossFn] = Registry("loss term")
+
+
+def register_loss(name: str) -> Callable[[LossFn], LossFn]:
+    """Decorator registering ``fn(pred, target) -> scalar tensor`` as the loss term ``name``."""
+
+    def deco(fn: LossFn) -> LossFn:
+        LOSSES.register(name, fn)
+        return fn
+
+    return deco
+
+
+@register_loss("mse")
 def mse_loss(pred: Tensor, target: Tensor) -> Tensor:
     return F.mse_loss(pred, target)
 
 
+@register_loss("l1")
 def l1_loss(pred: Tensor, target: Tensor) -> Tensor:
     return F.l1_loss(pred, target)
 
@@ -35,6 +53,7 @@ def ssim_map(pred: Tensor, target: Tensor, window: int = SSIM_WINDOW) -> Tensor:
     return shared_ssim_map(pred, target, 1.0, min(window, pred.shape[-1], pred.shape[-2]))
 
 
+@register_loss("ssim")
 def ssim_loss(pred: Tensor, target: Tensor) -> Tensor:
     return 1.0 - ssim_map(pred, target).mean()
 
@@ -50,19 +69,12 @@ def sobel_magnitude(x: Tensor) -> Tensor:
     return mag.reshape(x.shape[0], c, x.shape[-2], x.shape[-1])
 
 
+@register_loss("edge")
 def edge_loss(pred: Tensor, target: Tensor, alpha: float = 4.0) -> Tensor:
     """L1 weighted by ``1 + alpha * clamp(|Sobel(target)| / 4, 0, 1)``."""
     with torch.no_grad():
         weight = 1.0 + alpha * (sobel_magnitude(target) / 4.0).clamp(0.0, 1.0)
     return (weight * (pred - target).abs()).mean()
-
-
-LOSSES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
-    "mse": mse_loss,
-    "l1": l1_loss,
-    "ssim": ssim_loss,
-    "edge": edge_loss,
-}
 
 
 def parse_loss_spec(spec: str | dict) -> dict[str, float]:
@@ -86,8 +98,8 @@ def parse_loss_spec(spec: str | dict) -> dict[str, float]:
     else:
         raise ValueError(f"loss must be a string or a mapping, got {type(spec).__name__}")
     for name, weight in items:
-        if name not in LOSSES:
-            raise ValueError(f"unknown loss term '{name}' (known: {', '.join(LOSSES)})")
+        if name not in LOSSES:  # UnknownNameError is a ValueError
+            raise LOSSES.unknown(name)
         if isinstance(weight, bool) or not isinstance(weight, int | float) or weight <= 0:
             raise ValueError(f"loss weight of '{name}' must be a positive number, got {weight!r}")
         terms[name] = terms.get(name, 0.0) + float(weight)
