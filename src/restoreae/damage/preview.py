@@ -17,9 +17,10 @@ import cv2
 import numpy as np
 
 from restoreae.damage.pipeline import DamageConfig, DamagePipeline
-from restoreae.damage.registry import list_damage_ops
+from restoreae.damage.registry import DAMAGE_OPS, list_damage_ops
 from restoreae.damage.style import STYLE_OPS, StyleConfig, StyleTransform
 from restoreae.errors import ConfigError, DataError
+from restoreae.figures import glyph_grid
 from restoreae.utils import atomic_write
 
 PIPELINE_COLUMNS = 3
@@ -32,27 +33,11 @@ def _header_height(cell: int) -> int:
     return max(14, cell // 6)
 
 
-def _label(text: str, width: int, height: int) -> np.ndarray:
-    """``uint8 (height, width)`` strip with ``text`` centred, shrunk to fit."""
-    strip = np.full((height, width), 40, np.uint8)
-    font = cv2.FONT_HERSHEY_SIMPLEX
-    scale = height / 40.0
-    (tw, th), _ = cv2.getTextSize(text, font, scale, 1)
-    if tw > width - 4:
-        scale *= (width - 4) / tw
-        (tw, th), _ = cv2.getTextSize(text, font, scale, 1)
-    org = ((width - tw) // 2, (height + th) // 2)
-    cv2.putText(strip, text, org, font, scale, 255, 1, cv2.LINE_AA)
-    return strip
-
-
 def _check_ops(ops: Sequence[str] | None) -> list[str]:
-    known = list_damage_ops()
     if ops is None:
-        return known
+        return list_damage_ops()
     for name in ops:
-        if name not in known:
-            raise ConfigError(f"--ops: unknown damage op {name!r} (known: {', '.join(known)})")
+        DAMAGE_OPS.get_entry(name, where="--ops")
     return list(ops)
 
 
@@ -84,11 +69,7 @@ def make_preview_grid(
         *(f"pipeline {i + 1}" for i in range(PIPELINE_COLUMNS)),
         *op_names,
     ]
-    cell = size + _GAP
-    hh = _header_height(size)
-    grid = np.full((hh + len(glyphs) * cell, len(cols) * cell), _GAP_LEVEL, np.uint8)
-    for c, name in enumerate(cols):
-        grid[:hh, c * cell : c * cell + size] = _label(name, size, hh)
+    rows: list[list[np.ndarray]] = []
     for r, glyph in enumerate(glyphs):
         if glyph.shape != (size, size) or glyph.dtype != np.uint8:
             raise DataError(
@@ -102,9 +83,18 @@ def make_preview_grid(
         for j, name in enumerate(op_names):
             rng = np.random.default_rng([seed, r, PIPELINE_COLUMNS + j])
             row.append(pipeline.apply_op(name, glyph, rng))
-        y = hh + _GAP + r * cell
-        for c, img in enumerate(row):
-            grid[y : y + size, c * cell : c * cell + size] = img
+        rows.append(row)
+    columns = [(name, np.stack([row[c] for row in rows])) for c, name in enumerate(cols)]
+    grid = glyph_grid(
+        columns,
+        gutter=_GAP,
+        gutter_value=_GAP_LEVEL,
+        header=_header_height(size),
+        outer=False,
+        header_background=40,
+        label_ink=255,
+        align="center",
+    )
     return grid
 
 

@@ -32,14 +32,15 @@ import argparse
 import csv
 import sys
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
 from restoreae.errors import RestoreAEError
+from restoreae.figures import panel_row
 from restoreae.imageio import describe_non_file
 from restoreae.restore.inkcheck import NotOneCharacterError, check_one_character
 from restoreae.restore.preprocess import (
@@ -259,76 +260,6 @@ def save_image(arr: np.ndarray, path: str | Path, fmt: str | None = None) -> Pat
     img = Image.fromarray(np.ascontiguousarray(arr))
     opts = _SAVE_OPTIONS.get(fmt, {})
     return atomic_write(path, lambda tmp: img.save(tmp, format=fmt, **opts))
-
-
-def _label_font(size: int, cjk: bool = False) -> ImageFont.ImageFont:
-    """Pillow's default font; with ``cjk`` a font that draws Chinese of every form (Noto Sans CJK
-    when installed, else another fallback-chain font), since Pillow's own font has no Han."""
-    if cjk:
-        from restoreae.data.reference import installed_chain
-
-        faces = sorted(installed_chain(), key=lambda f: not f.name.startswith("Noto Sans CJK"))
-        for face in faces:
-            try:
-                return ImageFont.truetype(str(face.path), size=size, index=face.face_index)
-            except OSError:
-                continue
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1: fixed-size bitmap font
-        return ImageFont.load_default()
-
-
-def side_by_side(
-    panels: Sequence[np.ndarray | None],
-    labels: Sequence[str],
-    height: int = 192,
-    square: bool = False,
-) -> np.ndarray:
-    """One row of labelled panels: uint8 grey images (None: a blank grey panel), each scaled to
-    ``height`` pixels (aspect kept; with ``square`` letterboxed into height×height cells on grey),
-    framed, labels above (a label may have several lines, ``\n``; Chinese is drawn with a CJK
-    font). Returns uint8 (h, w).
-    """
-    n_lines = max([len(label.split("\n")) for label in labels if label] or [0])
-    line_h = max(14, height // 10)
-    pad, label_h = 6, line_h * n_lines
-    scaled: list[np.ndarray] = []
-    for panel in panels:
-        if panel is None:
-            scaled.append(np.full((height, height), 200, np.uint8))
-            continue
-        ph, pw = panel.shape[:2]
-        # Aspect kept, but a panel is never wider than 8 heights (a 1×20000 strip stays small).
-        scale = height / max(ph, pw) if square else min(height / ph, 8 * height / pw)
-        nh, nw = max(1, round(ph * scale)), max(1, round(pw * scale))
-        resample = Image.Resampling.LANCZOS if scale < 1 else Image.Resampling.NEAREST
-        img = np.asarray(Image.fromarray(panel).resize((nw, nh), resample))
-        if square:
-            cell = np.full((height, height), 200, np.uint8)
-            top, left = (height - nh) // 2, (height - nw) // 2
-            cell[top : top + nh, left : left + nw] = img
-            img = cell
-        if img.shape[0] != height:  # a panel shorter than ``height``: centred on grey
-            cell = np.full((height, img.shape[1], *img.shape[2:]), 200, np.uint8)
-            top = (height - img.shape[0]) // 2
-            cell[top : top + img.shape[0]] = img
-            img = cell
-        scaled.append(img)
-    total_w = sum(p.shape[1] for p in scaled) + pad * (len(scaled) + 1)
-    canvas = Image.new("L", (total_w, height + label_h + 2 * pad), 255)
-    draw = ImageDraw.Draw(canvas)
-    font = _label_font(max(10, line_h - 4), cjk=any(not t.isascii() for t in labels))
-    x = pad
-    for panel, label in zip(scaled, labels, strict=True):
-        canvas.paste(Image.fromarray(panel), (x, label_h + pad))
-        draw.rectangle(
-            (x - 1, label_h + pad - 1, x + panel.shape[1], label_h + pad + height), outline=128
-        )
-        for i, line in enumerate(label.split("\n") if label else []):
-            draw.text((x, 2 + i * line_h), line, fill=0, font=font)
-        x += panel.shape[1] + pad
-    return np.asarray(canvas)
 
 
 # --------------------------------------------------------------------------- command
@@ -660,6 +591,6 @@ def _write_compare(restorer, entry: _Ready, out: np.ndarray) -> None:
     label = entry.label or ("reference" if ref is not None else "no reference")
     if entry.source == "auto" and ref is None and not entry.label:
         label = "auto: none"
-    panel = side_by_side([entry.prep.grey, ref, out], ["input", label, "restored"])
+    panel = panel_row([entry.prep.grey, ref, out], ["input", label, "restored"])
     dest = entry.dest
     save_image(panel, dest.with_name(f"{dest.stem}.compare.png"), "PNG")

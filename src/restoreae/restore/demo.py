@@ -133,10 +133,10 @@ def demo_grid(
     rows: list[list[np.ndarray | None]], labels: list[str], cell: int = 160
 ) -> np.ndarray:
     """Stack labelled rows of panels (uint8 grey; None = blank) into one uint8 (h, w) image."""
-    from restoreae.restore.command import side_by_side
+    from restoreae.figures import panel_row
 
     strips = [
-        side_by_side(panels, labels if r == 0 else [""] * len(labels), height=cell, square=True)
+        panel_row(panels, labels if r == 0 else [""] * len(labels), height=cell, square=True)
         for r, panels in enumerate(rows)
     ]
     return np.concatenate(strips, axis=0)
