@@ -249,7 +249,7 @@ def test_report_ranks_and_escapes() -> None:
 
 # --------------------------------------------------------------------------- runner pieces
 def test_glyph_runner_reference_channel_and_resize() -> None:
-    from restoreae.evaluate.runner import GlyphRunner
+    from restoreae.evaluate.candidates import GlyphRunner
 
     class TakeReference:
         """A backend returning channel 1 (the reference): shows channel order and the resize

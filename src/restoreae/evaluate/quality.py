@@ -451,7 +451,7 @@ def _per_op_list(spec: str | None) -> list[str]:
 
 
 def _device_name(spec: str) -> str:
-    from restoreae.evaluate.runner import resolve_device
+    from restoreae.evaluate.candidates import resolve_device
 
     return str(resolve_device(spec))
 
