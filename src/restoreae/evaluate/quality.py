@@ -2,13 +2,13 @@
 
 ``restoreae eval --suite`` (and ``restoreae eval --real PATH``) run :func:`quality_command`:
 
-1. **Sets** (:class:`ImageSet`): the font corpus's held-out writers (``--data``, split
+1. **Sets** (:class:`~restoreae.evaluate.sets.ImageSet`, built in :mod:`restoreae.evaluate.sets`): the font corpus's held-out writers (``--data``, split
    ``--split``; corpus glyphs used as they are: uint8 S×S, white on black), the labelled real
    images of ``--real-dev`` (its ``labels.csv``; one set per ``set`` column value) and of every
    ``--real`` (a labels CSV or a seed-layout folder), each normalised into a clean ground truth by
    :func:`restoreae.evaluate.realset.normalise` at its own size (64–256 px). ``--num`` images per
    set, drawn deterministically (:func:`restoreae.evaluate.realset.sample_items`; for the corpus
-   :func:`restoreae.evaluate.runner.sample_pairs`).
+   :func:`restoreae.evaluate.sets.sample_pairs`).
 2. **Damage** (:class:`Condition`): ``none`` (undamaged: the "do no harm" check), each config of
    ``--damage`` (presets ``seed``, ``real`` or YAML files; the suite's default is ``seed,real``)
    and, for the per-op table, each op of ``--per-op-ops`` alone (``k = 1``). The numpy
@@ -37,9 +37,7 @@ import argparse
 import sys
 import time
 import warnings
-import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -48,6 +46,15 @@ import numpy as np
 from restoreae.errors import DataError, RestoreAEError
 from restoreae.evaluate.metrics import psnr, ssim
 from restoreae.evaluate.ocr import normalize_reading
+from restoreae.evaluate.sets import (
+    NONE,
+    Condition,
+    ImageSet,
+    damage_images,
+    font_set,
+    make_conditions,
+    real_sets,
+)
 
 __all__ = [
     "ImageSet",
@@ -70,10 +77,8 @@ __all__ = [
 #: 3 sets × 80 images ≈ 480 CPU-seconds: under 10 minutes on 2 cores (an estimate from CPU
 #: time on a saturated machine, see docs/RESULTS.md).
 SUITE_NUM = 80
-MAX_ATTEMPTS = 8
 #: Restored variants, in table order: ``input`` is the damaged input itself.
 VARIANTS = ("input", "restored_ref", "restored_noref")
-NONE = "none"
 
 
 class RestorerLike(Protocol):
@@ -83,144 +88,6 @@ class RestorerLike(Protocol):
     def restore_many(
         self, images: Sequence[np.ndarray], chars: Sequence[str | None] | None, batch_size: int
     ) -> list[np.ndarray]: ...
-
-
-@dataclass
-class ImageSet:
-    """Clean ground truths of one set: ``images`` uint8 ``(s, s)`` white ink on black (sizes may
-    differ), their ``chars``, accepted ``alts`` ("" for none), seeding ``ids`` and ``paths``
-    (file, or ``writer/char`` for corpus glyphs)."""
-
-    name: str
-    source: str
-    images: list[np.ndarray]
-    chars: list[str]
-    alts: list[str]
-    ids: list[int]
-    paths: list[str]
-    info: dict[str, Any] = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-
-@dataclass
-class Condition:
-    """A damage condition: ``name`` (``none``, a config name or an op name), ``config`` (a
-    :class:`~restoreae.damage.pipeline.DamageConfig`, None for ``none``) and ``kind`` (``main``
-    or ``op``)."""
-
-    name: str
-    config: Any
-    kind: str = "main"
-    info: dict[str, Any] = field(default_factory=dict)
-
-
-# --------------------------------------------------------------------------- sets
-def font_set(data: str | Path, split: str, num: int, seed: int) -> ImageSet:
-    """``num`` (writer, char) glyphs of ``split`` of the corpus at ``data`` (see
-    :func:`restoreae.evaluate.runner.sample_pairs`), as a set named ``font <split>``."""
-    from restoreae.data.corpus import Corpus
-    from restoreae.evaluate.runner import sample_pairs
-
-    if not Path(data).is_dir():
-        raise DataError(f"--data: corpus folder not found: {data}")
-    corpus = Corpus.open(data)
-    writers, chars = sample_pairs(corpus, split, num, seed)
-    n_chars = len(corpus.chars)
-    images = [
-        np.ascontiguousarray(corpus.glyphs[w, c], dtype=np.uint8)
-        for w, c in zip(writers, chars, strict=True)
-    ]
-    return ImageSet(
-        name=f"font {split}",
-        source=str(data),
-        images=images,
-        chars=[corpus.chars[c] for c in chars],
-        alts=[""] * len(images),
-        ids=[int(w) * n_chars + int(c) for w, c in zip(writers, chars, strict=True)],
-        paths=[
-            f"{corpus.writer_ids[w]}/{corpus.chars[c]}" for w, c in zip(writers, chars, strict=True)
-        ],
-        info={"writers": sorted({corpus.writer_ids[w] for w in writers})},
-    )
-
-
-def real_sets(path: str | Path, num: int | None, seed: int, prefix: str = "") -> list[ImageSet]:
-    """The labelled images at ``path`` (see :func:`restoreae.evaluate.realset.load_labelled`),
-    ``num`` per set, normalised; one :class:`ImageSet` per ``set`` value, named
-    ``prefix + set``."""
-    from restoreae.evaluate.realset import load_labelled, load_normalised, sample_items
-
-    items = sample_items(load_labelled(path), num, seed)
-    sets: dict[str, ImageSet] = {}
-    for it in items:
-        s = sets.get(it.set)
-        if s is None:
-            s = sets[it.set] = ImageSet(prefix + it.set, str(path), [], [], [], [], [])
-        s.images.append(load_normalised(it))
-        s.chars.append(it.char)
-        s.alts.append(it.alt)
-        s.ids.append(it.index)
-        s.paths.append(str(it.path))
-    return list(sets.values())
-
-
-# --------------------------------------------------------------------------- damage
-def _config_name(spec: str) -> str:
-    return Path(spec).stem if spec.endswith((".yaml", ".yml")) else spec
-
-
-def make_conditions(damage: Sequence[str], per_op: Sequence[str]) -> list[Condition]:
-    """``none``, one main condition per ``damage`` spec (preset or YAML) and one ``op`` condition
-    per name in ``per_op`` (op parameters from the first config that sets them)."""
-    from restoreae.damage.pipeline import DamageConfig
-    from restoreae.damage.registry import list_damage_ops
-
-    conds = [Condition(NONE, None, "main", {"ops": [], "k": 0})]
-    configs = []
-    for spec in damage:
-        cfg = DamageConfig.resolve(spec, where="--damage")
-        name = _config_name(spec)
-        if any(c.name == name for c in conds):
-            raise RestoreAEError(f"--damage: {spec!r} is given twice")
-        d = cfg.to_dict()
-        conds.append(Condition(name, cfg, "main", {"ops": d["ops"], "k": d["k"]}))
-        configs.append(cfg)
-    known = list_damage_ops()
-    for op in per_op:
-        if op not in known:
-            raise RestoreAEError(
-                f"--per-op-ops: unknown damage op {op!r} (known: {', '.join(known)})"
-            )
-        params = next((dict(c.params[op]) for c in configs if op in c.params), {})
-        cfg = DamageConfig.from_dict(
-            {"ops": [op], "k": 1, "params": {op: params} if params else {}}
-        )
-        conds.append(Condition(op, cfg, "op", {"ops": [op], "k": 1}))
-    return conds
-
-
-def damage_images(
-    images: Sequence[np.ndarray], ids: Sequence[int], config: Any, seed: int, name: str
-) -> tuple[list[np.ndarray], list[list[str]]]:
-    """Damage each uint8 ``(s, s)`` image with ``config``; image ``ids[i]`` uses
-    ``default_rng([seed, crc32(name), ids[i], attempt])``, retried (up to 8 attempts) while the
-    damage leaves it unchanged. Returns the damaged images and the ops applied to each."""
-    from restoreae.damage.pipeline import DamagePipeline
-
-    pipe = DamagePipeline(config)
-    tag = zlib.crc32(name.encode("utf-8"))
-    out: list[np.ndarray] = []
-    applied: list[list[str]] = []
-    for img, ident in zip(images, ids, strict=True):
-        for attempt in range(MAX_ATTEMPTS):
-            damaged, ops = pipe(img, np.random.default_rng([seed, tag, int(ident), attempt]))
-            if not np.array_equal(damaged, img):
-                break
-        out.append(damaged)
-        applied.append(list(ops))
-    return out, applied
 
 
 # --------------------------------------------------------------------------- scoring

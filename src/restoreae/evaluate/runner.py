@@ -11,7 +11,7 @@ Evaluation set (deterministic for a given corpus, split, ``--num``, ``--seed`` a
    (``k=1``, the op's parameters from the config when it names them). Separate one-op sets show
    what each kind of damage costs and what a model recovers from it, without the confounding of
    grouping the mixed set by which ops happened to be drawn.
-4. Glyph ``i`` of set ``name`` uses ``default_rng([seed, crc32(name), i, attempt])``; when the
+4. Glyph ``i`` of set ``name`` (:func:`restoreae.evaluate.sets.damage_images`) uses ``default_rng([seed, crc32(name), i, attempt])``; when the
    damage leaves the glyph unchanged (e.g. a black rectangle on background), the next ``attempt``
    is drawn (up to 8), so every evaluated glyph is really damaged and PSNR stays finite.
 
@@ -29,7 +29,6 @@ import argparse
 import json
 import sys
 import time
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +49,7 @@ from restoreae.evaluate.candidates import (
 )
 from restoreae.evaluate.grid import encode_png, make_grid
 from restoreae.evaluate.metrics import mae, psnr, ssim
+from restoreae.evaluate.sets import damage_images, sample_pairs
 from restoreae.utils import atomic_write
 
 __all__ = [
@@ -68,7 +68,6 @@ __all__ = [
 ]
 
 MAIN_SET = "mixed"
-MAX_ATTEMPTS = 8
 GRID_ROWS = 8
 
 
@@ -84,24 +83,6 @@ class EvalSet:
     applied: list[list[str]] = field(default_factory=list)
 
 
-def sample_pairs(corpus: Any, split: str, num: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """``num`` (writer idx, char idx) pairs of ``split`` drawn with ``seed``, sorted; all pairs
-    when the split has fewer."""
-    if num <= 0:
-        raise RestoreAEError(f"--num must be positive, got {num}")
-    writers, chars = corpus.pairs(split)
-    writers = np.asarray(writers)
-    chars = np.asarray(chars)
-    if len(writers) == 0:
-        raise DataError(f"split {split!r} of the corpus has no covered (writer, char) pairs")
-    rng = np.random.default_rng(seed)
-    if num < len(writers):
-        idx = np.sort(rng.choice(len(writers), size=num, replace=False))
-        writers, chars = writers[idx], chars[idx]
-    order = np.lexsort((chars, writers))
-    return writers[order], chars[order]
-
-
 def _single_op_config(config: Any, op: str) -> Any:
     from restoreae.damage.pipeline import DamageConfig
 
@@ -112,21 +93,8 @@ def _single_op_config(config: Any, op: str) -> Any:
 def _damage_set(
     name: str, config: Any, clean: np.ndarray, seed: int
 ) -> tuple[np.ndarray, list[list[str]]]:
-    from restoreae.damage.pipeline import DamagePipeline
-
-    pipe = DamagePipeline(config)
-    tag = zlib.crc32(name.encode("utf-8"))
-    out = np.empty_like(clean)
-    applied: list[list[str]] = []
-    for i, img in enumerate(clean):
-        for attempt in range(MAX_ATTEMPTS):
-            rng = np.random.default_rng([seed, tag, i, attempt])
-            damaged, ops = pipe(img, rng)
-            if not np.array_equal(damaged, img):
-                break
-        out[i] = damaged
-        applied.append(list(ops))
-    return out, applied
+    damaged, applied = damage_images(list(clean), range(len(clean)), config, seed, name)
+    return (np.stack(damaged) if damaged else np.empty_like(clean)), applied
 
 
 def build_damage_sets(
