@@ -148,7 +148,7 @@ CSV_TEXT = st.one_of(
 @FUZZ
 @given(text=CSV_TEXT)
 def test_chars_csv_reader_raises_only_its_errors(tmp_path_factory, text) -> None:
-    from restoreae.restore.command import CharMap
+    from restoreae.restore.charmap import CharMap
 
     path = tmp_path_factory.mktemp("csv") / "chars.csv"
     path.write_text(text, encoding="utf-8", errors="surrogatepass")

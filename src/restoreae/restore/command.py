@@ -24,6 +24,9 @@ variant); ``auto`` (as ``--char`` or in the CSV) lets the recogniser choose it
 (:mod:`restoreae.restore.auto`). ``OUTPUT/restore-results.csv`` lists, per restored input, the
 output, the character used and where it came from, ``auto``'s confidence and candidates, and the
 form and font of the reference.
+
+Input and output files: :mod:`restoreae.restore.files`; ``--chars-csv``:
+:mod:`restoreae.restore.charmap`; the side-by-side picture: :func:`restoreae.figures.panel_row`.
 """
 
 from __future__ import annotations
@@ -32,19 +35,24 @@ import argparse
 import csv
 import sys
 import warnings
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from restoreae.errors import RestoreAEError
 from restoreae.figures import panel_row
-from restoreae.imageio import describe_non_file
+from restoreae.restore.charmap import CharMap
+from restoreae.restore.files import (
+    DEFAULT_OUTPUT,
+    EXTENSIONS,
+    InputItem,
+    collect_inputs,
+    output_path,
+    save_image,
+)
 from restoreae.restore.inkcheck import NotOneCharacterError, check_one_character
 from restoreae.restore.preprocess import (
-    IMAGE_EXTENSIONS,
     Prepared,
     load_image,
     prepare,
@@ -52,15 +60,6 @@ from restoreae.restore.preprocess import (
 )
 from restoreae.utils import atomic_write, clean_stale_temp_files
 
-_SAVE_OPTIONS = {
-    "JPEG": {"quality": 95},
-    "WEBP": {"lossless": True},
-    "TIFF": {"compression": "tiff_adobe_deflate"},
-}
-#: ``--ext`` choices: the input's own extension, or one format for every output.
-EXTENSIONS = ("same", "png", "jpg")
-#: ``--output`` when none is given (as in Real-ESRGAN's inference script).
-DEFAULT_OUTPUT = Path("results")
 #: The per-input table written into ``--output``.
 RESULTS_CSV = "restore-results.csv"
 RESULTS_COLUMNS = (
@@ -73,193 +72,6 @@ RESULTS_COLUMNS = (
     "reference_form",
     "reference_font",
 )
-
-
-# --------------------------------------------------------------------------- inputs
-@dataclass(frozen=True)
-class InputItem:
-    """One input file and its output path relative to ``--output``."""
-
-    path: Path
-    given: str
-    rel: Path
-
-
-def collect_inputs(inputs: Iterable[str | Path]) -> tuple[list[InputItem], list[str]]:
-    """Expand files and folders (recursively, image extensions only, sorted).
-
-    Returns ``(items, errors)``; ``errors`` name the inputs that do not exist or hold no image.
-    """
-    items: list[InputItem] = []
-    errors: list[str] = []
-    for given in inputs:
-        p = Path(given)
-        if p.is_dir():
-            found = sorted(
-                f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS
-            )
-            if not found:
-                errors.append(
-                    f"{p}: folder holds no image files ({', '.join(sorted(IMAGE_EXTENSIONS))})"
-                )
-            items.extend(InputItem(f, str(f), f.relative_to(p)) for f in found)
-        elif p.is_file():
-            items.append(InputItem(p, str(given), Path(p.name)))
-        elif p.exists():
-            errors.append(f"{p}: {describe_non_file(p)}, not an image file")
-        else:
-            errors.append(f"{p}: no such file or folder")
-    return items, errors
-
-
-class CharMap:
-    """``path,char`` rows of a CSV: look up the character of an input file.
-
-    A header row ``path,char`` is optional (any other header is an error naming the expected
-    columns). Lookup order: the path as given, the resolved path, then the file name (when no two
-    rows give one file name different characters). :meth:`unused` names the rows no lookup
-    matched, with their line numbers.
-    """
-
-    def __init__(self, csv_path: str | Path) -> None:
-        from restoreae.restore.api import AUTO, validate_char
-
-        self.csv_path = Path(csv_path)
-        self.by_path: dict[str, tuple[str, int]] = {}
-        self.by_resolved: dict[Path, tuple[str, int]] = {}
-        self.by_name: dict[str, tuple[str, int] | None] = {}
-        self.lines: dict[int, str] = {}  # line number → path as written
-        self.used: set[int] = set()
-        if self.csv_path.exists() and not self.csv_path.is_file():
-            raise RestoreAEError(
-                f"{self.csv_path}: --chars-csv is {describe_non_file(self.csv_path)}, not a CSV file"
-            )
-        try:
-            text = self.csv_path.read_text(encoding="utf-8-sig")
-        except FileNotFoundError:
-            raise RestoreAEError(f"{self.csv_path}: no such CSV file") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise RestoreAEError(f"{self.csv_path}: cannot read as UTF-8 text ({exc})") from exc
-        try:
-            rows = list(csv.reader(text.splitlines()))
-        except csv.Error as exc:
-            raise RestoreAEError(f"{self.csv_path}: malformed CSV ({exc})") from exc
-        base = self.csv_path.parent
-        for lineno, row in enumerate(rows, start=1):
-            if not row or all(not c.strip() for c in row):
-                continue
-            cells = [c.strip() for c in row]
-            if lineno == 1 and [c.lower() for c in cells] == ["path", "char"]:
-                continue
-            if (
-                lineno == 1
-                and (len(cells) != 2 or (len(cells[1]) > 1 and cells[1] != AUTO))
-                and cells[0]
-            ):
-                raise RestoreAEError(
-                    f"{self.csv_path}:1: expected the columns path,char (a header line "
-                    f"'path,char' is optional), got {','.join(cells)!r}"
-                )
-            if len(row) != 2:
-                raise RestoreAEError(
-                    f"{self.csv_path}:{lineno}: expected 2 columns path,char, got {len(row)}: {row}"
-                )
-            path, char = cells[0], row[1]
-            if not path:
-                raise RestoreAEError(f"{self.csv_path}:{lineno}: empty path")
-            try:
-                char = AUTO if char.strip() == AUTO else validate_char(char, "the char column")
-            except RestoreAEError as exc:
-                raise RestoreAEError(f"{self.csv_path}:{lineno}: {exc}") from None
-            entry = (char, lineno)
-            self.lines[lineno] = path
-            self.by_path[path] = entry
-            for cand in (Path(path), base / path):
-                self.by_resolved[cand.resolve()] = entry
-            name = Path(path).name
-            if name in self.by_name and (self.by_name[name] or ("",))[0] != char:
-                self.by_name[name] = None  # ambiguous file name
-            else:
-                self.by_name[name] = entry
-        if not self.by_path:
-            raise RestoreAEError(f"{self.csv_path}: no path,char rows")
-
-    def lookup(self, path: Path, given: str | None = None) -> str | None:
-        """The character of ``path`` (None when the CSV does not list it)."""
-        entry = None
-        if given is not None and given in self.by_path:
-            entry = self.by_path[given]
-        elif str(path) in self.by_path:
-            entry = self.by_path[str(path)]
-        elif path.resolve() in self.by_resolved:
-            entry = self.by_resolved[path.resolve()]
-        elif path.name in self.by_name:
-            entry = self.by_name[path.name]
-            if entry is None:
-                raise RestoreAEError(
-                    f"{path}: {self.csv_path} lists file name {path.name!r} with different "
-                    "characters; give its path instead"
-                )
-        if entry is None:
-            return None
-        self.used.add(entry[1])
-        return entry[0]
-
-    def unused(self) -> list[str]:
-        """``CSV:LINE: 'path' matches none of the inputs`` for each row no lookup matched."""
-        return [
-            f"{self.csv_path}:{n}: {p!r} matches none of the inputs"
-            for n, p in sorted(self.lines.items())
-            if n not in self.used
-        ]
-
-    def __len__(self) -> int:
-        return len(self.by_path)
-
-    @property
-    def has_auto(self) -> bool:
-        """Whether some row asks for ``auto``."""
-        from restoreae.restore.api import AUTO
-
-        return any(char == AUTO for char, _ in self.by_path.values())
-
-
-# --------------------------------------------------------------------------- outputs
-def output_suffix(suffix: str) -> tuple[str, str]:
-    """``(suffix, PIL format)`` for writing an image named like the input (``.png`` fallback)."""
-    Image.init()
-    fmt = Image.registered_extensions().get(suffix.lower())
-    if fmt is not None and fmt in Image.SAVE:
-        return suffix, fmt
-    return ".png", "PNG"
-
-
-def output_path(
-    item: InputItem, out_dir: Path, suffix: str = "", ext: str = "same"
-) -> tuple[Path, str]:
-    """``(path, PIL format)`` of the restored ``item``: ``out_dir/REL_DIR/STEM[_SUFFIX].EXT``.
-
-    ``ext``: ``same`` (the input's extension when PIL can write it, else ``.png``), ``png`` or
-    ``jpg``.
-    """
-    if ext == "same":
-        ext_suffix, fmt = output_suffix(item.path.suffix)
-    elif ext in ("png", "jpg"):
-        ext_suffix, fmt = f".{ext}", ("PNG" if ext == "png" else "JPEG")
-    else:
-        raise RestoreAEError(f"--ext must be one of {', '.join(EXTENSIONS)}, got {ext!r}")
-    stem = item.rel.stem + (f"_{suffix}" if suffix else "")
-    return out_dir / item.rel.parent / f"{stem}{ext_suffix}", fmt
-
-
-def save_image(arr: np.ndarray, path: str | Path, fmt: str | None = None) -> Path:
-    """Write uint8 (H, W) or (H, W, 3) ``arr`` to ``path`` atomically (format from the suffix)."""
-    path = Path(path)
-    if fmt is None:
-        _, fmt = output_suffix(path.suffix)
-    img = Image.fromarray(np.ascontiguousarray(arr))
-    opts = _SAVE_OPTIONS.get(fmt, {})
-    return atomic_write(path, lambda tmp: img.save(tmp, format=fmt, **opts))
 
 
 # --------------------------------------------------------------------------- command

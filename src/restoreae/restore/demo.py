@@ -146,7 +146,7 @@ def demo_command(args: argparse.Namespace) -> int:
     """Restore the bundled samples with the shipped model; write the side-by-side PNG."""
     from restoreae.models.weights import shipped_path
     from restoreae.restore.api import Restorer
-    from restoreae.restore.command import save_image
+    from restoreae.restore.files import save_image
     from restoreae.restore.preprocess import load_image, prepare, to_input_polarity
 
     if not shipped_path().is_file():

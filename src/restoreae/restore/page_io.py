@@ -95,7 +95,7 @@ def restore_page_command(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from restoreae.restore.api import Restorer
-    from restoreae.restore.command import collect_inputs
+    from restoreae.restore.files import collect_inputs
     from restoreae.restore.page_restore import restore_page
 
     text = read_text_arg(getattr(args, "text", None), getattr(args, "text_file", None))
