@@ -107,7 +107,7 @@ class DamageConfig:
             raise ConfigError(f"{where}.params: expected a mapping op -> {{param: value}}")
         clean: dict[str, dict[str, Any]] = {}
         for op_name, overrides in self.params.items():
-            DAMAGE_OPS.get_entry(op_name, where=f"{where}.params")
+            DAMAGE_OPS.get_entry(op_name, where=f"{where}.params.{op_name}")
             if overrides is None:
                 overrides = {}
             if not isinstance(overrides, Mapping):
