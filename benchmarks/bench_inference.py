@@ -123,7 +123,7 @@ def cold_start(args: argparse.Namespace, work: Path) -> list[dict]:
     model = ["--model", str(args.model)] if args.model else []
     rows = []
     for backend in ("torch", "auto"):
-        cmd = [*base, *model, "-o", f"out-{backend}", "--backend", backend]
+        cmd = [*base, *model, "-o", f"out-{backend}", "--backend", backend, "--overwrite"]
         run_measured(cmd, work)  # untimed: makes the cached export for auto, warms the disk cache
         runs = [run_measured(cmd, work) for _ in range(args.runs)]
         rows.append(
@@ -147,7 +147,7 @@ def cold_start(args: argparse.Namespace, work: Path) -> list[dict]:
         fresh = work / "fresh" / source.path.name
         fresh.parent.mkdir()
         shutil.copy(source.path, fresh)
-        cmd = [*base, "-o", "out-first", "--model", str(fresh)]
+        cmd = [*base, "-o", "out-first", "--model", str(fresh), "--overwrite"]
         wall, rss, cpu = run_measured(cmd, work)
         rows.append(
             {
@@ -229,9 +229,9 @@ def markdown(cold: list[dict], lat: list[dict], args: argparse.Namespace) -> str
         "",
         f"Model: {model}, input (B, {args.in_chans_used}, {s}, {s}). CPU: {_cpu_name()}, "
         f"{os.cpu_count()} cores; torch {torch.__version__.split('+')[0]}, onnxruntime "
-        f"{onnxruntime.__version__}. The machine was shared with a training run and other jobs "
-        f"(1-minute load average {args.load:.1f} at the start): every figure is the minimum of "
-        "several runs (the least disturbed one), the median is given beside it.",
+        f"{onnxruntime.__version__}; 1-minute load average {args.load:.1f} at the start. Every "
+        "figure is the minimum of several runs (the least disturbed one), the median is given "
+        "beside it.",
         "",
         f"**Cold process** (one glyph, a fresh Python process; minimum of {args.runs} runs, "
         "median in brackets; peak RSS from `os.wait4`, as `/usr/bin/time -v` reports it; the "
