@@ -112,13 +112,7 @@ async function loadModels() {
       showError("No model is available on this server.", "此服务器没有可用的模型。");
       button.disabled = true;
     }
-    const side = info.max_image_side;
-    $("limits").textContent =
-      `One character per picture; ${info.formats.join(", ")}; up to ` +
-      `${megabytes(info.max_upload_bytes)} and ${side}×${side} pixels each, ` +
-      `${info.max_files} pictures at a time. ` +
-      `每张图一个字；每个不超过 ${megabytes(info.max_upload_bytes)}、${side}×${side} 像素，` +
-      `每次最多 ${info.max_files} 张。`;
+    showLimits();
   } catch (err) {
     showError("Cannot reach the server.", "无法连接服务器。");
   }
@@ -338,7 +332,22 @@ function pageMode() {
   return $("mode-page").checked;
 }
 
+// The upload limits, worded for the chosen mode (single characters or one page).
+function showLimits() {
+  if (!limits.formats) return;  // not loaded from the server yet
+  const side = limits.max_image_side;
+  const size = `${megabytes(limits.max_upload_bytes)}`;
+  $("limits").textContent = pageMode()
+    ? `One page (a rubbing, an inscription, a manuscript sheet) per upload; ` +
+      `${limits.formats.join(", ")}; up to ${size} and ${side}×${side} pixels. ` +
+      `每次一页（拓片、碑刻或写本），不超过 ${size}、${side}×${side} 像素。`
+    : `One character per picture; ${limits.formats.join(", ")}; up to ` +
+      `${size} and ${side}×${side} pixels each, ${limits.max_files} pictures at a time. ` +
+      `每张图一个字；每个不超过 ${size}、${side}×${side} 像素，每次最多 ${limits.max_files} 张。`;
+}
+
 function setMode() {
+  showLimits();
   const page = pageMode();
   for (const node of document.querySelectorAll(".page-only")) node.hidden = !page;
   for (const node of document.querySelectorAll(".chars-only")) node.hidden = page;
