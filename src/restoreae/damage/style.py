@@ -255,8 +255,20 @@ class StyleConfig:
         return cls(out)
 
 
-#: Built-in style configs. ``writers``: a mild synthetic-writer mix (model `faithful`); ``brush``:
-#: with heavy brush strokes too; ``calligraphy``: ``brush`` plus binarized scans.
+# Heavier hands: brush calligraphy's strokes are up to 5 px (at 128 px) thicker than a font's and
+# its outlines rough; intact heavy ink must not look like damage.
+_BRUSH_OPS: dict[str, dict[str, Any]] = {
+    "stroke_weight": {"p": 0.7, "radius": [-1.5, 5.0]},
+    "affine": {"p": 0.5},
+    "elastic": {"p": 0.6, "amount": [1.0, 5.0]},
+    "brush_edge": {"p": 0.5},
+    "dry_brush": {"p": 0.2},
+    "ink_density": {"p": 0.2},
+}
+
+#: Built-in style configs. ``writers``: a mild synthetic-writer mix (first `faithful` model);
+#: ``brush``: heavy brush strokes too; ``calligraphy``: ``brush`` plus black-and-white scans
+#: (hard, jagged outlines whose intact edges must not be taken for damage; shipped `faithful`).
 STYLE_PRESETS: dict[str, dict[str, Any]] = {
     "writers": {
         "ops": {
@@ -268,31 +280,8 @@ STYLE_PRESETS: dict[str, dict[str, Any]] = {
             "ink_density": {"p": 0.2},
         }
     },
-    # Heavier hands as well: brush calligraphy's strokes are up to 5 px (at 128 px) thicker than
-    # a font's and its outlines rough and binarized; intact heavy ink must not look like damage.
-    "brush": {
-        "ops": {
-            "stroke_weight": {"p": 0.7, "radius": [-1.5, 5.0]},
-            "affine": {"p": 0.5},
-            "elastic": {"p": 0.6, "amount": [1.0, 5.0]},
-            "brush_edge": {"p": 0.5},
-            "dry_brush": {"p": 0.2},
-            "ink_density": {"p": 0.2},
-        }
-    },
-    # Brush hands as archives keep them: ``brush`` plus black-and-white scans (hard, jagged
-    # outlines), whose intact edges must not be taken for damage.
-    "calligraphy": {
-        "ops": {
-            "stroke_weight": {"p": 0.7, "radius": [-1.5, 5.0]},
-            "affine": {"p": 0.5},
-            "elastic": {"p": 0.6, "amount": [1.0, 5.0]},
-            "brush_edge": {"p": 0.5},
-            "dry_brush": {"p": 0.2},
-            "ink_density": {"p": 0.2},
-            "binarize": {"p": 0.4},
-        }
-    },
+    "brush": {"ops": _BRUSH_OPS},
+    "calligraphy": {"ops": {**_BRUSH_OPS, "binarize": {"p": 0.4}}},
 }
 
 
