@@ -120,7 +120,7 @@ def test_restore_cli_never_crashes(identity_model, tmp_path_factory, capsys, dat
 @FUZZ
 @given(data=image_files())
 def test_web_decoder_raises_only_page_errors(data) -> None:
-    from restoreae.web.app import PageError, decode_image
+    from restoreae.web.images import PageError, decode_image
 
     try:
         grey = decode_image(data, "upload.png", max_side=4096)

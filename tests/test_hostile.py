@@ -365,7 +365,7 @@ def test_web_results_are_urls_not_inlined(glyph_image) -> None:
 
 
 def test_web_refuses_foreign_hosts_and_origins(glyph_image) -> None:
-    from restoreae.web.app import allowed_host_names
+    from restoreae.web.guard import allowed_host_names
 
     _, client = _web_app()
     with client:
@@ -404,7 +404,7 @@ def test_web_refuses_foreign_hosts_and_origins(glyph_image) -> None:
 
 
 def test_web_decompression_bomb_is_too_large_not_damaged() -> None:
-    from restoreae.web.app import PageError, decode_image
+    from restoreae.web.images import PageError, decode_image
 
     # A valid PNG header declaring 100000 × 100000 pixels, with almost no data.
     def chunk(kind: bytes, body: bytes) -> bytes:

@@ -45,556 +45,43 @@ import argparse
 import asyncio
 import csv
 import io
-import ipaddress
 import logging
-import math
-import socket
-import threading
-import time
-import uuid
-import warnings
 import zipfile
-from collections import OrderedDict
 from collections.abc import Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path, PureWindowsPath
 from typing import Any
 from urllib.parse import quote
 
-import numpy as np
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from PIL import Image, UnidentifiedImageError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from restoreae.errors import DataError, RestoreAEError
+from restoreae.errors import RestoreAEError
 from restoreae.evaluate.ocr import ocr_available
 from restoreae.models.weights import SHIPPED_NAME, resolve_weights, shipped_path
-from restoreae.restore.api import AUTO, NoReferenceError, Restorer, validate_char
-from restoreae.restore.inkcheck import count_characters
-from restoreae.restore.preprocess import load_image, to_input_polarity
+from restoreae.restore.api import AUTO
+from restoreae.web.guard import BodyLimit, Guard, allowed_host_names, host_name, is_loopback
+from restoreae.web.images import CHAR_FIELD, IMAGE_FORMATS, MAX_IMAGE_SIDE, PageError, parse_chars
+from restoreae.web.jobs import (
+    DEFAULT_MAX_QUEUED,
+    DEFAULT_MAX_UPLOAD_BYTES,
+    IMAGE_KINDS,
+    MAX_JOB_BYTES,
+    MAX_KEPT_JOBS,
+    MAX_STORED_BYTES,
+    QueueFull,
+    RestoreService,
+    Upload,
+)
 
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
-DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 DEFAULT_MAX_FILES = 16
-MAX_IMAGE_SIDE = 4096
-#: Finished jobs kept for polling and download (the oldest are dropped first).
-MAX_KEPT_JOBS = 32
-#: Jobs waiting for the worker (not counting the one it works on); more get 429.
-DEFAULT_MAX_QUEUED = 2
-#: Result images (PNG bytes) one job may hold; a file whose images would pass it fails.
-MAX_JOB_BYTES = 96 * 1024 * 1024
-#: Result images held by all kept jobs together (the oldest finished jobs are dropped first).
-MAX_STORED_BYTES = 256 * 1024 * 1024
-#: Host names a loopback server answers to (plus the address it is bound to).
-LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
-#: The page's own resources only; images may be data or blob URLs (drag-and-drop previews).
-PAGE_CSP = (
-    "default-src 'self'; img-src 'self' data: blob:; script-src 'self'; style-src 'self'; "
-    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
-    "frame-ancestors 'none'"
-)
-#: FastAPI's /docs page loads Swagger UI from its CDN and starts it with an inline script.
-DOCS_CSP = (
-    "default-src 'self'; img-src 'self' data: https://fastapi.tiangolo.com; "
-    "script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' https://cdn.jsdelivr.net; object-src 'none'; base-uri 'none'; "
-    "frame-ancestors 'none'"
-)
-#: Pillow decoders the page accepts; others (EPS, PDF, ...) are never tried.
-IMAGE_FORMATS = ("PNG", "JPEG", "TIFF", "BMP", "WEBP", "GIF")
-#: How the page names the character field in messages (no CLI flags on the page).
-CHAR_FIELD = "the Character field"
-
-
-# --------------------------------------------------------------------------- images
-class PageError(DataError):
-    """A message in the page's own terms (no command-line flags, no server paths), in English
-    (``str(exc)``) and Chinese (``exc.zh``)."""
-
-    def __init__(self, message: str, zh: str) -> None:
-        super().__init__(message)
-        self.zh = zh
-
-
-def decode_image(data: bytes, name: str, max_side: int = MAX_IMAGE_SIDE) -> np.ndarray:
-    """Decode uploaded bytes into a grey image: ``uint8 (H, W)``, 0–255, polarity as given
-    (:func:`decode_picture` without its colour pixels)."""
-    return decode_picture(data, name, max_side)[0]
-
-
-def decode_picture(
-    data: bytes, name: str, max_side: int = MAX_IMAGE_SIDE
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Decode uploaded bytes into ``(grey, rgb)``: ``uint8 (H, W)`` grey, 0–255, polarity as
-    given, and the ``uint8 (H, W, 3)`` colour pixels of an opaque colour picture (else None).
-
-    Only :data:`IMAGE_FORMATS` decoders are tried (the content decides, not the file name); the
-    pixels are converted as the CLI does (``restoreae.restore.preprocess.load_image``: alpha
-    flattened onto a contrasting background, 16-bit scaled, EXIF orientation applied). Raises
-    :class:`PageError` naming ``name`` when the bytes are empty, not an image of an accepted
-    format, damaged, or larger than ``max_side`` pixels on a side (a decompression bomb, whose
-    header declares far more pixels than its bytes hold, is called too large, not damaged).
-    """
-    too_big = (
-        f"{name}: the image is too large: at most {max_side}×{max_side} pixels",
-        f"{name}：图像过大，每边最多 {max_side} 像素",
-    )
-    if not data:
-        raise PageError(f"{name}: the file is empty", f"{name}：文件是空的")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as im:
-                w, h = im.size
-                if max(w, h) > max_side:
-                    raise PageError(
-                        f"{name}: the image is {w}×{h} pixels; the limit is {max_side} per side",
-                        f"{name}：图像为 {w}×{h} 像素，每边最多 {max_side} 像素",
-                    )
-                im.load()
-                grey, info = load_image(im)
-                rgb = info.get("rgb")
-                return grey, (rgb if rgb is not None and rgb.shape[:2] == grey.shape else None)
-    except PageError:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise PageError(*too_big) from None
-    except UnidentifiedImageError:
-        raise PageError(
-            f"{name}: not an image (accepted: {', '.join(IMAGE_FORMATS)}); "
-            "the content was checked, not the file name",
-            f"{name}：不是图像文件（接受 {', '.join(IMAGE_FORMATS)}）",
-        ) from None
-    except RestoreAEError as exc:
-        msg = str(exc)
-        raise PageError(
-            msg if name in msg else f"{name}: {msg}", f"{name}：无法读取此图像"
-        ) from None
-    except MemoryError:
-        raise PageError(*too_big) from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise PageError(
-            f"{name}: the image is damaged and cannot be decoded ({exc})",
-            f"{name}：图像已损坏，无法解码",
-        ) from None
-
-
-def png_bytes(image: np.ndarray) -> bytes:
-    """Encode ``uint8 (H, W)`` grey or ``(H, W, 3)`` RGB as PNG bytes."""
-    arr = np.ascontiguousarray(image, dtype=np.uint8)
-    if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] == 3)):
-        raise ValueError(f"expected (H, W) or (H, W, 3) pixels, got shape {arr.shape}")
-    buf = io.BytesIO()
-    Image.fromarray(arr, mode="L" if arr.ndim == 2 else "RGB").save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def parse_chars(text: str | None, n_files: int) -> list[str | None]:
-    """The ``char`` form field → one character (or None, or ``"auto"``) per file.
-
-    Whitespace is ignored. Empty → no character; ``auto`` → the recogniser chooses for every file;
-    one character → the same for every file; ``n_files`` characters → one per file in upload
-    order. Anything else, or a character that is not a CJK ideograph, raises DataError naming the
-    field.
-    """
-    if (text or "").strip().lower() == AUTO:
-        return [AUTO] * n_files
-    chars = [c for c in (text or "") if not c.isspace()]
-    for c in chars:
-        try:
-            validate_char(c, CHAR_FIELD)
-        except RestoreAEError:
-            raise PageError(
-                f"{CHAR_FIELD}: {c!r} is not a Chinese character (CJK ideograph)",
-                f"字：{c!r} 不是汉字",
-            ) from None
-    if not chars:
-        return [None] * n_files
-    if len(chars) == 1:
-        return [chars[0]] * n_files
-    if len(chars) == n_files:
-        return list(chars)
-    raise PageError(
-        f"{CHAR_FIELD}: give one character for all files, one per file, or auto "
-        f"({n_files} file(s), {len(chars)} characters given)",
-        f"字：请为全部图像填一个字，或按顺序每图一字，或填 auto（{n_files} 个文件，{len(chars)} 个字）",
-    )
-
-
-def web_reference_error(exc: NoReferenceError, name: str) -> tuple[str, str]:
-    """A missing reference for file ``name`` in the page's words (its field, no CLI flags, no
-    ``char=``): ``(English, Chinese)``."""
-    return (
-        f"{name}: no installed font draws {exc.char!r} (U+{ord(exc.char):04X}), so it has no "
-        f"reference glyph: type another form of the character in {CHAR_FIELD}, type auto to let "
-        "the recogniser choose, or leave it empty",
-        f"{name}：已安装的字体都不能写出 {exc.char!r}（U+{ord(exc.char):04X}），无标准字可用："
-        "请在「字」栏输入此字的其他写法，或输入 auto 由识别器选择，或留空",
-    )
-
-
-def _mb(n: int) -> str:
-    return f"{n / (1024 * 1024):.3g} MB"
-
-
-# --------------------------------------------------------------------------- jobs
-IMAGE_KINDS = ("input", "reference", "restored")
-
-
-@dataclass
-class FileResult:
-    """The outcome for one uploaded file: PNG bytes of the images, or an error message."""
-
-    name: str
-    char: str | None = None
-    error: str | None = None
-    error_zh: str | None = None
-    input_png: bytes | None = None
-    reference_png: bytes | None = None
-    restored_png: bytes | None = None
-    size: tuple[int, int] | None = None  # (width, height)
-    seconds: float = 0.0
-    note: str | None = None
-    reference_form: str | None = None
-    reference_font: str | None = None
-    auto: dict[str, Any] | None = None
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes of image data held."""
-        return sum(len(b or b"") for b in (self.input_png, self.reference_png, self.restored_png))
-
-    def png(self, kind: str) -> bytes | None:
-        """The PNG of ``kind`` (``input``, ``reference`` or ``restored``), or None."""
-        return {
-            "input": self.input_png,
-            "reference": self.reference_png,
-            "restored": self.restored_png,
-        }.get(kind)
-
-    def to_json(self, job_id: str, index: int) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "index": index,
-            "name": self.name,
-            "char": self.char,
-            "ok": self.error is None,
-            "error": self.error,
-            "error_zh": self.error_zh,
-        }
-        if self.error is None:
-            base = f"/api/jobs/{job_id}/files/{index}"
-            out["width"], out["height"] = self.size or (0, 0)
-            out["seconds"] = round(self.seconds, 4)
-            out["note"] = self.note
-            out["reference_form"] = self.reference_form
-            out["reference_font"] = self.reference_font
-            out["auto"] = self.auto
-            out["images"] = {
-                "input": f"{base}/input.png",
-                "reference": f"{base}/reference.png" if self.reference_png else None,
-                "restored": f"{base}/restored.png",
-            }
-            out["download"] = f"/download/{job_id}/{index}"
-        return out
-
-
-@dataclass
-class Job:
-    """One restore request: its files are restored one after another in a worker thread."""
-
-    id: str
-    model: str
-    total: int
-    status: str = "queued"
-    stage: str = "queued"
-    done: int = 0
-    results: list[FileResult | None] = field(default_factory=list)
-    created: float = field(default_factory=time.time)
-    future: Future | None = None
-
-    @property
-    def failed(self) -> int:
-        """Files finished with an error."""
-        return sum(1 for r in self.results if r is not None and r.error is not None)
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes of result images held."""
-        return sum(r.nbytes for r in self.results if r is not None)
-
-    def to_json(self, skip: int = 0) -> dict[str, Any]:
-        """The job as JSON; the first ``skip`` results (which a poller already has) are sent as
-        ``{"index": i, "omitted": true}`` to keep each poll small."""
-        return {
-            "id": self.id,
-            "model": self.model,
-            "status": self.status,
-            "stage": self.stage,
-            "done": self.done,
-            "failed": self.failed,
-            "total": self.total,
-            "zip": f"/api/jobs/{self.id}/zip",
-            "results": [
-                None
-                if r is None
-                else {"index": i, "omitted": True}
-                if i < skip
-                else r.to_json(self.id, i)
-                for i, r in enumerate(self.results)
-            ],
-        }
-
-
-@dataclass
-class _Upload:
-    name: str
-    data: bytes
-    too_large: int | None = None  # the size when over the limit
-
-
-class QueueFull(RestoreAEError):
-    """``max_queued`` jobs are already waiting; ``retry_after``: seconds worth waiting."""
-
-    def __init__(self, message: str, retry_after: int) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class RestoreService:
-    """Holds the models (loaded lazily, cached), the worker pool and the recent jobs.
-
-    ``model_paths`` maps the names shown in the page to what
-    ``Restorer.from_pretrained(model=...)`` accepts (a checkpoint path or a model name).
-    Bounded: ``max_queued`` jobs waiting (:meth:`submit` raises :class:`QueueFull` beyond),
-    ``max_job_bytes`` of result images per job, ``max_kept_jobs`` finished jobs and
-    ``max_stored_bytes`` of result images in all (the oldest finished jobs are dropped first).
-    """
-
-    def __init__(
-        self,
-        model_paths: dict[str, str | Path],
-        *,
-        device: str = "cpu",
-        backend: str = "auto",
-        workers: int = 1,
-        max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
-        max_image_side: int = MAX_IMAGE_SIDE,
-        max_queued: int = DEFAULT_MAX_QUEUED,
-        max_kept_jobs: int = MAX_KEPT_JOBS,
-        max_job_bytes: int = MAX_JOB_BYTES,
-        max_stored_bytes: int = MAX_STORED_BYTES,
-    ) -> None:
-        self.model_paths = {str(k): v for k, v in model_paths.items()}
-        self.device = device
-        self.backend = backend
-        self.max_upload_bytes = max_upload_bytes
-        self.max_image_side = max_image_side
-        self.workers = max(1, workers)
-        self.max_queued = max_queued
-        self.max_kept_jobs = max_kept_jobs
-        self.max_job_bytes = max_job_bytes
-        self.max_stored_bytes = max_stored_bytes
-        self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="restore")
-        self._restorers: dict[str, Any] = {}
-        self._model_lock = threading.Lock()
-        self._infer_locks: dict[str, threading.Lock] = {}
-        self._jobs: OrderedDict[str, Job] = OrderedDict()
-        self._jobs_lock = threading.Lock()
-        self._seconds_per_file = 1.0  # running mean, for Retry-After
-
-    @property
-    def default_model(self) -> str | None:
-        """``default`` when present, else the first model given; None when there are none."""
-        if "default" in self.model_paths:
-            return "default"
-        return next(iter(self.model_paths), None)
-
-    def restorer(self, name: str) -> Restorer:
-        """The :class:`~restoreae.restore.api.Restorer` for model ``name`` (loaded once)."""
-        with self._model_lock:
-            if name not in self._restorers:
-                self._restorers[name] = Restorer.from_pretrained(
-                    model=str(self.model_paths[name]), backend=self.backend, device=self.device
-                )
-                self._infer_locks[name] = threading.Lock()
-            return self._restorers[name]
-
-    # -- jobs
-    def _waiting(self) -> list[Job]:
-        return [j for j in self._jobs.values() if j.status != "done"]
-
-    def submit(self, uploads: list[_Upload], chars: list[str | None], model: str) -> Job:
-        """Queue a job restoring ``uploads`` with ``model``; returns at once.
-
-        Raises :class:`QueueFull` when ``max_queued`` jobs wait besides the running ones."""
-        job = Job(id=uuid.uuid4().hex, model=model, total=len(uploads))
-        job.results = [None] * len(uploads)
-        with self._jobs_lock:
-            waiting = self._waiting()
-            if len(waiting) >= self.max_queued + self.workers:
-                files = sum(j.total - j.done for j in waiting)
-                retry = max(1, min(600, math.ceil(files * self._seconds_per_file / self.workers)))
-                raise QueueFull(
-                    f"the server is busy: {len(waiting)} requests are waiting; try again in "
-                    f"about {retry} s",
-                    retry,
-                )
-            self._jobs[job.id] = job
-            self._evict()
-        job.future = self._executor.submit(self._run, job, uploads, chars)
-        return job
-
-    def _evict(self) -> None:
-        """Drop the oldest finished jobs beyond ``max_kept_jobs`` or ``max_stored_bytes``
-        (caller holds the jobs lock)."""
-        done = [j for j in self._jobs.values() if j.status == "done"]
-        stored = sum(j.nbytes for j in self._jobs.values())
-        while done and (len(done) > self.max_kept_jobs or stored > self.max_stored_bytes):
-            oldest = done.pop(0)
-            stored -= oldest.nbytes
-            del self._jobs[oldest.id]
-
-    def job(self, job_id: str) -> Job | None:
-        with self._jobs_lock:
-            return self._jobs.get(job_id)
-
-    def stored_bytes(self) -> int:
-        """Bytes of result images held by all kept jobs."""
-        with self._jobs_lock:
-            return sum(j.nbytes for j in self._jobs.values())
-
-    def _run(self, job: Job, uploads: list[_Upload], chars: list[str | None]) -> None:
-        job.status = "running"
-        restorer = None
-        try:
-            job.stage = f"loading model {job.model}"
-            restorer = self.restorer(job.model)
-        except Exception as exc:  # the model itself is broken: every file fails with its reason
-            log.exception("cannot load model %s", job.model)
-            for i, up in enumerate(uploads):
-                job.results[i] = FileResult(
-                    up.name,
-                    chars[i],
-                    error=f"{up.name}: the model {job.model!r} cannot be used "
-                    f"({type(exc).__name__}); the server's log says why",
-                    error_zh=f"{up.name}：模型 {job.model!r} 无法使用，详见服务器日志",
-                )
-            job.done = job.total
-        if restorer is not None:
-            for i, (up, char) in enumerate(zip(uploads, chars, strict=True)):
-                job.stage = f"restoring {up.name} ({i + 1}/{job.total})"
-                with self._infer_locks[job.model]:  # a Restorer is not shared between threads
-                    res = self._restore_one(restorer, up, char)
-                uploads[i] = _Upload(up.name, b"")  # the upload's bytes are not needed any more
-                if res.error is None and job.nbytes + res.nbytes > self.max_job_bytes:
-                    res = FileResult(
-                        up.name,
-                        char,
-                        error=f"{up.name}: the results of this request pass the server's memory "
-                        f"limit ({_mb(self.max_job_bytes)}); send fewer or smaller images",
-                        error_zh=f"{up.name}：本次结果超过服务器内存上限，请减少或缩小图像",
-                    )
-                job.results[i] = res
-                job.done = i + 1
-                self._seconds_per_file = 0.8 * self._seconds_per_file + 0.2 * res.seconds
-        job.stage = "done"
-        with self._jobs_lock:
-            job.status = "done"
-            self._evict()
-
-    def _restore_one(self, restorer: Restorer, up: _Upload, char: str | None) -> FileResult:
-        t0 = time.perf_counter()
-        res = FileResult(up.name, char)
-        try:
-            if up.too_large is not None:
-                raise PageError(
-                    f"{up.name}: the file is {_mb(up.too_large)}; "
-                    f"the limit is {_mb(self.max_upload_bytes)} per file",
-                    f"{up.name}：文件大小 {_mb(up.too_large)}，每个文件最多 "
-                    f"{_mb(self.max_upload_bytes)}",
-                )
-            grey, rgb = decode_picture(up.data, up.name, self.max_image_side)
-            # A colour picture is restored in colour (RGB in → RGB out, as the CLI and the API).
-            picture = rgb if rgb is not None else grey
-            count = count_characters(grey)
-            if count > 1:
-                raise PageError(
-                    f"{up.name}: this picture seems to show {count} characters; the page "
-                    "restores one character per picture: crop each one and send them together",
-                    f"{up.name}：图中似有 {count} 个字；本页每张图只修复一个字，请逐字裁剪后一起上传",
-                )
-            h, w = grey.shape
-            res.size = (w, h)
-            res.input_png = png_bytes(picture)
-            if count == 0:
-                res.restored_png = res.input_png
-                res.note = "no ink found: the picture is returned unchanged · 未发现笔画，原样返回"
-                return res
-            with warnings.catch_warnings():  # the page says it itself, see ``note``
-                warnings.simplefilter("ignore", UserWarning)
-                if char == AUTO:
-                    found = restorer.restore(picture, char=AUTO)
-                    restored = np.asarray(found.image)
-                    char = res.char = found.char
-                    res.auto = {
-                        "char": found.char,
-                        "confidence": round(found.confidence, 4),
-                        "candidates": [[c, round(p, 4)] for c, p in found.candidates],
-                    }
-                else:
-                    restored = np.asarray(restorer.restore(picture, char=char))
-            if restored.shape != picture.shape or restored.dtype != np.uint8:
-                raise RuntimeError(
-                    f"restorer returned {restored.dtype} {restored.shape} for {picture.shape} input"
-                )
-            res.restored_png = png_bytes(restored)
-            if char is not None:
-                # Shown in the input's polarity and ink / paper grey levels, like the restored one.
-                drawn = restorer.reference_glyph(char)
-                ref = to_input_polarity(drawn.glyph, restorer.prepare(grey))
-                res.reference_png = png_bytes(ref)
-                res.reference_form, res.reference_font = drawn.drawn, drawn.font
-                if not restorer.uses_reference:
-                    res.note = "this model takes no reference: the character is shown, not used"
-            elif res.auto is not None:
-                res.note = (
-                    "the recogniser found no character it is confident of: restored without a "
-                    "reference; type the character and restore again"
-                )
-            elif restorer.uses_reference:
-                res.note = "this model uses a reference: typing the character usually helps"
-        except NoReferenceError as exc:
-            res.error, res.error_zh = web_reference_error(exc, up.name)
-        except PageError as exc:
-            res.error, res.error_zh = str(exc), exc.zh
-        except RestoreAEError as exc:
-            msg = str(exc)
-            res.error = msg if up.name in msg else f"{up.name}: {msg}"
-            res.error_zh = f"{up.name}：无法修复此图像"
-        except MemoryError:
-            res.error = f"{up.name}: not enough memory on the server to restore this picture"
-            res.error_zh = f"{up.name}：服务器内存不足，无法修复此图像"
-        except Exception as exc:
-            log.exception("restoring %s failed", up.name)
-            res.error = f"{up.name}: restoration failed ({type(exc).__name__})"
-            res.error_zh = f"{up.name}：修复失败"
-        finally:
-            res.seconds = time.perf_counter() - t0
-        if res.error is not None:
-            res.input_png = res.restored_png = res.reference_png = None
-            res.size = None
-        return res
-
-    def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
 
 
 def bundled_samples() -> list[dict[str, str]]:
@@ -612,134 +99,6 @@ def bundled_samples() -> list[dict[str, str]]:
 
 
 # --------------------------------------------------------------------------- app
-class _BodyLimit:
-    """ASGI middleware: answers 413 to a request whose body is larger than ``limit`` bytes."""
-
-    def __init__(self, app: Any, limit: int) -> None:
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await _too_large(self.limit)(scope, receive, send)
-            return
-        seen = 0
-
-        async def counting_receive() -> dict:
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.limit:
-                raise HTTPException(413, _too_large_text(self.limit))
-            return message
-
-        await self.app(scope, counting_receive, send)
-
-
-def _too_large_text(limit: int) -> str:
-    return f"the upload is larger than {_mb(limit)} in all; send fewer or smaller files"
-
-
-def _too_large(limit: int) -> JSONResponse:
-    return JSONResponse(
-        {
-            "detail": _too_large_text(limit),
-            "detail_zh": f"上传总量超过 {_mb(limit)}，请减少或缩小文件",
-        },
-        status_code=413,
-    )
-
-
-def _host_name(value: str) -> str:
-    """``host[:port]`` or ``[v6][:port]`` → the lower-case host name without the port."""
-    value = value.strip().lower()
-    if value.startswith("["):
-        return value[1 : value.find("]")] if "]" in value else value
-    if value.count(":") == 1:
-        return value.split(":", 1)[0]
-    return value
-
-
-def allowed_host_names(host: str, extra: Iterable[str] = ()) -> set[str]:
-    """The host names a server bound to ``host`` answers to: ``host`` itself, the loopback names
-    for a loopback address, this machine's names for a wildcard address, and ``extra``."""
-    names = {_host_name(host)} | {_host_name(e) for e in extra if e.strip()}
-    if _is_loopback(host):
-        names |= set(LOOPBACK_NAMES)
-    elif host in ("0.0.0.0", "::", ""):
-        names |= set(LOOPBACK_NAMES) | {socket.gethostname().lower(), socket.getfqdn().lower()}
-    return {n for n in names if n}
-
-
-class _Guard:
-    """ASGI middleware: refuses requests for other host names (DNS rebinding) and state-changing
-    requests from other sites' pages (403), and adds the security headers to every response."""
-
-    UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-
-    def __init__(self, app: Any, allowed_hosts: set[str]) -> None:
-        self.app = app
-        self.allowed = allowed_hosts
-
-    def _refusal(self, scope: dict) -> tuple[str, str] | None:
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        host = _host_name(headers.get("host", ""))
-        if host not in self.allowed:
-            return (
-                f"this server does not answer to the host name {host or '(none)'!r}; open it "
-                "by one of its own names",
-                "此服务器不接受该主机名的请求",
-            )
-        if scope.get("method", "GET").upper() in self.UNSAFE:
-            origin = headers.get("origin")
-            if origin is not None:
-                origin_host = _host_name(origin.split("://", 1)[-1].split("/", 1)[0])
-                if origin == "null" or origin_host not in self.allowed:
-                    return (
-                        "requests from other sites are refused; use this server's own page",
-                        "不接受来自其他网站的请求，请使用本服务器的页面",
-                    )
-            elif headers.get("sec-fetch-site") == "cross-site":
-                return (
-                    "requests from other sites are refused; use this server's own page",
-                    "不接受来自其他网站的请求，请使用本服务器的页面",
-                )
-        return None
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        path = scope.get("path", "")
-        csp = DOCS_CSP if path in ("/docs", "/docs/oauth2-redirect") else PAGE_CSP
-        extra = [
-            (b"content-security-policy", csp.encode()),
-            (b"x-content-type-options", b"nosniff"),
-            (b"x-frame-options", b"DENY"),
-            (b"referrer-policy", b"no-referrer"),
-            (b"cross-origin-resource-policy", b"same-origin"),
-        ]
-
-        async def send_with_headers(message: dict) -> None:
-            if message["type"] == "http.response.start":
-                message = dict(message)
-                message["headers"] = list(message.get("headers") or []) + extra
-            await send(message)
-
-        refusal = self._refusal(scope)
-        if refusal is not None:
-            response = JSONResponse(
-                {"detail": refusal[0], "detail_zh": refusal[1]}, status_code=403
-            )
-            await response(scope, receive, send_with_headers)
-            return
-        await self.app(scope, receive, send_with_headers)
-
-
 def shipped_models() -> dict[str, Path]:
     """``{"default": path}`` when the shipped model file is installed, else ``{}`` (other shipped
     models are offered with ``serve --model NAME``, e.g. ``--model faithful``)."""
@@ -794,7 +153,7 @@ def create_app(
     hosts = (
         allowed_host_names("127.0.0.1")
         if allowed_hosts is None
-        else {_host_name(h) for h in allowed_hosts}
+        else {host_name(h) for h in allowed_hosts}
     )
     service = RestoreService(
         model_paths,
@@ -827,8 +186,8 @@ def create_app(
     app.state.service = service
     app.state.allowed_hosts = hosts
     # Room for max_files full-size files plus the multipart framing and the small fields.
-    app.add_middleware(_BodyLimit, limit=max_files * (max_upload_bytes + 4096) + 65536)
-    app.add_middleware(_Guard, allowed_hosts=hosts)  # outermost: runs first
+    app.add_middleware(BodyLimit, limit=max_files * (max_upload_bytes + 4096) + 65536)
+    app.add_middleware(Guard, allowed_hosts=hosts)  # outermost: runs first
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/", include_in_schema=False)
@@ -924,7 +283,7 @@ def create_app(
             data = await f.read(max_upload_bytes + 1)
             size = f.size if f.size is not None else len(data)
             over = len(data) > max_upload_bytes
-            uploads.append(_Upload(name, b"" if over else data, size if over else None))
+            uploads.append(Upload(name, b"" if over else data, size if over else None))
             await f.close()
         try:
             job = service.submit(uploads, chars, model)
@@ -1033,15 +392,6 @@ def parse_model_args(values: list[str] | None) -> dict[str, str]:
     return models
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def serve_command(args: argparse.Namespace) -> int:
     """Start the web app with uvicorn (blocks until interrupted)."""
     import uvicorn
@@ -1068,7 +418,7 @@ def serve_command(args: argparse.Namespace) -> int:
     )
     # Load the first model now so a broken checkpoint fails here rather than in the page.
     app.state.service.restorer(app.state.service.default_model)
-    if not _is_loopback(args.host):
+    if not is_loopback(args.host):
         print(
             f"warning: serving on {args.host}: anyone who can reach this machine can use the page"
         )

@@ -61,7 +61,7 @@ def decode_page(data: bytes, name: str, max_side: int) -> tuple[np.ndarray, np.n
     """Uploaded bytes → ``(grey, rgb)`` as :func:`restoreae.restore.page_io.load_page` gives them.
     Raises DataError naming ``name`` for empty, non-image, damaged or too large uploads."""
     from restoreae.restore.page_io import load_page
-    from restoreae.web.app import IMAGE_FORMATS
+    from restoreae.web.images import IMAGE_FORMATS
 
     if not data:
         raise DataError(f"{name}: the file is empty")
