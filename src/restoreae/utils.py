@@ -1,4 +1,5 @@
-"""Small shared helpers: atomic, durable file writes and the clean-up of their leftovers.
+"""Small shared helpers: reading the text files users name, atomic and durable file writes and
+the clean-up of their leftovers.
 
 Every file the package writes goes through :func:`atomic_write`: the new content is written to a
 hidden temporary file ``.NAME.XXXXXXXX.tmp`` in the destination folder, flushed to the disk
@@ -10,6 +11,7 @@ behind, which :func:`clean_stale_temp_files` removes the next time the folder is
 
 from __future__ import annotations
 
+import csv
 import errno
 import os
 import re
@@ -29,6 +31,32 @@ _LOW_SPACE_BYTES = 1 << 20
 
 class DiskFullError(RestoreAEError, OSError):
     """A write failed because the file system is full (``ENOSPC`` or a library's own wording)."""
+
+
+def read_user_text(
+    path: str | os.PathLike, kind: str, error: type[RestoreAEError] = RestoreAEError
+) -> str:
+    """The UTF-8 text (a byte-order mark dropped) of a file the user named. Raises ``error``
+    naming the file: "no such ``kind``", or why it cannot be read as UTF-8 text."""
+    path = Path(path)
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise error(f"{path}: no such {kind}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(f"{path}: cannot read as UTF-8 text ({exc})") from exc
+
+
+def read_user_csv(
+    path: str | os.PathLike, kind: str, error: type[RestoreAEError] = RestoreAEError
+) -> list[list[str]]:
+    """The rows of a CSV file the user named (see :func:`read_user_text`); a malformed CSV
+    raises ``error`` naming the file."""
+    text = read_user_text(path, kind, error)
+    try:
+        return list(csv.reader(text.splitlines()))
+    except csv.Error as exc:
+        raise error(f"{path}: malformed CSV ({exc})") from exc
 
 
 def fsync_dir(folder: str | os.PathLike) -> None:

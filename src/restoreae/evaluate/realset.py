@@ -33,7 +33,6 @@ deterministic in the seed and the set name.
 
 from __future__ import annotations
 
-import csv
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -51,6 +50,7 @@ from restoreae.imageio import (
     otsu_threshold,
 )
 from restoreae.restore.preprocess import MARGIN
+from restoreae.utils import read_user_csv
 
 __all__ = [
     "LabelledImage",
@@ -111,16 +111,7 @@ def load_labels_csv(path: str | Path) -> list[LabelledImage]:
     image file that does not exist.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such labels CSV") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read as UTF-8 text ({exc})") from exc
-    try:
-        rows = list(csv.reader(text.splitlines()))
-    except csv.Error as exc:
-        raise DataError(f"{path}: malformed CSV ({exc})") from exc
+    rows = read_user_csv(path, "labels CSV", DataError)
     if not rows:
         raise DataError(
             f"{path}: empty CSV; expected a header with columns "

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 from restoreae.errors import RestoreAEError
 from restoreae.imageio import describe_non_file
+from restoreae.utils import read_user_csv
 
 
 class CharMap:
@@ -31,16 +31,7 @@ class CharMap:
             raise RestoreAEError(
                 f"{self.csv_path}: --chars-csv is {describe_non_file(self.csv_path)}, not a CSV file"
             )
-        try:
-            text = self.csv_path.read_text(encoding="utf-8-sig")
-        except FileNotFoundError:
-            raise RestoreAEError(f"{self.csv_path}: no such CSV file") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise RestoreAEError(f"{self.csv_path}: cannot read as UTF-8 text ({exc})") from exc
-        try:
-            rows = list(csv.reader(text.splitlines()))
-        except csv.Error as exc:
-            raise RestoreAEError(f"{self.csv_path}: malformed CSV ({exc})") from exc
+        rows = read_user_csv(self.csv_path, "CSV file")
         base = self.csv_path.parent
         for lineno, row in enumerate(rows, start=1):
             if not row or all(not c.strip() for c in row):

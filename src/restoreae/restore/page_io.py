@@ -27,7 +27,7 @@ from PIL import Image
 
 from restoreae.errors import RestoreAEError
 from restoreae.imageio import load_image
-from restoreae.utils import atomic_write
+from restoreae.utils import atomic_write, read_user_text
 
 
 def load_page(source: Any) -> tuple[np.ndarray, np.ndarray | None]:
@@ -80,13 +80,7 @@ def read_text_arg(text: str | None, text_file: str | os.PathLike | None) -> str 
     if text is not None and text_file is not None:
         raise RestoreAEError("give --text or --text-file, not both")
     if text_file is not None:
-        path = Path(text_file)
-        try:
-            text = path.read_text(encoding="utf-8-sig")
-        except FileNotFoundError:
-            raise RestoreAEError(f"{path}: no such text file") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise RestoreAEError(f"{path}: cannot read as UTF-8 text ({exc})") from exc
+        text = read_user_text(text_file, "text file")
     return text
 
 
