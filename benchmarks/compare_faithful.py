@@ -41,13 +41,14 @@ def _font_set(
     w, ch = c.pairs(split)
     pick = np.random.default_rng(seed).choice(len(w), min(num, len(w)), replace=False)
     images = [np.array(c.glyphs[w[i], ch[i]]) for i in pick]
-    if style:
+    from restoreae.damage.style import build_style
+
+    transform = build_style(style)  # None for no style (None, "none" or an empty config)
+    if transform is not None:
         import torch
 
-        from restoreae.damage.style import build_style
-
         x = torch.from_numpy(np.stack(images)).float().div(255.0)[:, None]
-        x = build_style(style)(x, torch.Generator().manual_seed(seed))
+        x = transform(x, torch.Generator().manual_seed(seed))
         images = list((x[:, 0] * 255.0).round().byte().numpy())
     return images, [c.chars[ch[i]] for i in pick]
 

@@ -118,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
                 proc.wait()
+                proc.stderr.close()
                 kills += 1
                 continue
             if proc.returncode != 0:  # a start after a kill that did not resume
