@@ -4,9 +4,10 @@ A damage op has a name, default parameters and two implementations of the same k
 
 - numpy/OpenCV: ``fn(img, rng, **params) -> img`` on ``uint8 (H, W)`` glyphs, white ink (255) on
   black background (0); ``rng`` is a :class:`numpy.random.Generator`.
-- torch (optional, attached by :mod:`restoreae.damage.torch_ops`): ``torch_fn(x, generator,
-  **params) -> x`` on ``float32 (B, 1, H, W)`` in ``[0, 1]`` (same polarity), batched on
-  ``x.device``; every sample draws its own random parameters from ``generator``.
+- torch (optional, attached on import of :mod:`restoreae.damage.torch_ops`, from
+  :mod:`~restoreae.damage.torch_seed_ops` and :mod:`~restoreae.damage.torch_real_ops`):
+  ``torch_fn(x, generator, **params) -> x`` on ``float32 (B, 1, H, W)`` in ``[0, 1]`` (same
+  polarity), batched on ``x.device``; every sample draws its own random parameters from ``generator``.
 
 Default parameters are the numpy function's keyword-only arguments. A parameter that is a
 ``(lo, hi)`` tuple is a range sampled per image. Sizes are given relative to a 128 px image (or as
@@ -72,7 +73,8 @@ def register_damage(name: str) -> Callable[[NumpyDamageFn], NumpyDamageFn]:
     """Decorator registering a numpy damage op under ``name``.
 
     The op's parameters are its keyword-only arguments with their defaults. The batched torch
-    version is attached with :func:`register_torch_damage` (in :mod:`restoreae.damage.torch_ops`).
+    version is attached with :func:`register_torch_damage` (in :mod:`restoreae.damage.torch_seed_ops`
+    or :mod:`restoreae.damage.torch_real_ops`, the torch twin's family).
     """
 
     def deco(fn: NumpyDamageFn) -> NumpyDamageFn:

@@ -24,15 +24,15 @@ from typing import Any, NamedTuple
 import torch
 import torch.nn.functional as F
 
-from restoreae.damage.torch_ops import (
-    _col,
-    _dilate,
-    _erode,
-    _rand,
-    _scale,
-    _uniform,
+from restoreae.damage.torch_kernels import (
+    dilate,
+    erode,
     gaussian_blur,
+    per_sample,
+    rand,
+    size_scale,
     smooth_noise,
+    uniform,
 )
 from restoreae.errors import ConfigError
 from restoreae.registry import Registry
@@ -86,17 +86,17 @@ def stroke_weight(x: Tensor, gen: torch.Generator, *, radius: Any, vary: Any, ce
     erosion; the change fades in and out along the strokes (``vary`` of it follows smooth noise
     with ``cells`` blobs per side). Thinning never removes more than half of a glyph's ink."""
     b, _, h, w = x.shape
-    r = _uniform(gen, (b,), radius, x.device) * _scale(x)
+    r = uniform(gen, (b,), radius, x.device) * size_scale(x)
     k = (2.0 * r.abs()).round().long() + 1  # odd-ish window: 2 r + 1 pixels
     out = x.clone()
     for kk in torch.unique(k).tolist():
         if kk <= 1:
             continue
-        for sign, op in ((1, _dilate), (-1, _erode)):
+        for sign, op in ((1, dilate), (-1, erode)):
             idx = torch.nonzero((k == kk) & ((r > 0) if sign > 0 else (r < 0))).squeeze(1)
             if idx.numel():
                 out[idx] = op(x[idx], int(kk))
-    weight = 1.0 - _col(_uniform(gen, (b,), vary, x.device)) * smooth_noise(
+    weight = 1.0 - per_sample(uniform(gen, (b,), vary, x.device)) * smooth_noise(
         gen, b, h, w, cells, x.device
     )
     # Partial weights would leave grey halos; a contrast ramp keeps edges 1-2 px soft, as drawn.
@@ -104,7 +104,7 @@ def stroke_weight(x: Tensor, gen: torch.Generator, *, radius: Any, vary: Any, ce
     ink_before = x.flatten(1).sum(1)
     ink_after = out.flatten(1).sum(1)
     too_thin = ink_after < 0.5 * ink_before
-    return torch.where(_col(too_thin), x, out)
+    return torch.where(per_sample(too_thin), x, out)
 
 
 @register_style("affine", rotate=(-6.0, 6.0), shear=(-0.2, 0.2), aspect=(0.85, 1.18))
@@ -113,9 +113,9 @@ def affine(x: Tensor, gen: torch.Generator, *, rotate: Any, shear: Any, aspect: 
     the glyph keeps its area, so its size in the frame stays about the same."""
     b = x.shape[0]
     dev = x.device
-    a = _uniform(gen, (b,), rotate, dev) * (math.pi / 180.0)
-    s = _uniform(gen, (b,), shear, dev)
-    asp = _uniform(gen, (b,), aspect, dev)
+    a = uniform(gen, (b,), rotate, dev) * (math.pi / 180.0)
+    s = uniform(gen, (b,), shear, dev)
+    asp = uniform(gen, (b,), aspect, dev)
     sx, sy = asp.sqrt(), 1.0 / asp.sqrt()
     cos, sin = torch.cos(a), torch.sin(a)
     # forward map: rotate · shear · scale; grid_sample needs the inverse (output → input).
@@ -133,7 +133,7 @@ def elastic(x: Tensor, gen: torch.Generator, *, amount: Any, cells: Any) -> Tens
     """Smooth elastic warp: every pixel moves by up to ``amount`` px along a random smooth field
     (``cells`` blobs per side), bending strokes the way hands differ from a font."""
     b, _, h, w = x.shape
-    amp = _col(_uniform(gen, (b,), amount, x.device) * _scale(x))
+    amp = per_sample(uniform(gen, (b,), amount, x.device) * size_scale(x))
     dx = (smooth_noise(gen, b, h, w, cells, x.device) * 2.0 - 1.0) * amp
     dy = (smooth_noise(gen, b, h, w, cells, x.device) * 2.0 - 1.0) * amp
     return _warp(x, dx, dy)
@@ -144,9 +144,9 @@ def brush_edge(x: Tensor, gen: torch.Generator, *, amount: Any, cells: Any) -> T
     """Rough brush outlines: the glyph is re-thresholded at a level that wanders by ``amount``
     around 0.5 (fine noise of ``cells`` blobs per side) after a slight blur."""
     b, _, h, w = x.shape
-    soft = gaussian_blur(x, torch.full((b,), 1.0 * _scale(x), device=x.device))
+    soft = gaussian_blur(x, torch.full((b,), 1.0 * size_scale(x), device=x.device))
     noise = smooth_noise(gen, b, h, w, cells, x.device) * 2.0 - 1.0
-    level = 0.5 + _col(_uniform(gen, (b,), amount, x.device)) * noise * 0.5
+    level = 0.5 + per_sample(uniform(gen, (b,), amount, x.device)) * noise * 0.5
     return torch.sigmoid((soft - level) * 14.0) * (soft > 0.02)
 
 
@@ -157,21 +157,21 @@ def dry_brush(x: Tensor, gen: torch.Generator, *, coverage: Any, streak: Any, ga
     ``coverage`` of the glyph; ``gaps`` is the share of streak pixels left dry there."""
     b, _, h, w = x.shape
     dev = x.device
-    length = _uniform(gen, (b,), streak, dev) * _scale(x)
+    length = uniform(gen, (b,), streak, dev) * size_scale(x)
     # Streak noise: random per row, smooth along the row (one sample = one length; grouped).
     lengths = length.round().clamp(min=2).long()
     field = torch.empty_like(x)
     for ln in torch.unique(lengths).tolist():
         idx = torch.nonzero(lengths == ln).squeeze(1)
         cols = max(2, w // int(ln) + 2)
-        base = _rand(gen, (idx.numel(), 1, h, cols), dev)
+        base = rand(gen, (idx.numel(), 1, h, cols), dev)
         field[idx] = F.interpolate(base, size=(h, w), mode="bilinear", align_corners=True)
-    vertical = _rand(gen, (b,), dev) < 0.5
+    vertical = rand(gen, (b,), dev) < 0.5
     if h == w and bool(vertical.any()):
-        field = torch.where(_col(vertical), field.transpose(-1, -2), field)
-    dry = (field < _col(_uniform(gen, (b,), gaps, dev))).float()
+        field = torch.where(per_sample(vertical), field.transpose(-1, -2), field)
+    dry = (field < per_sample(uniform(gen, (b,), gaps, dev))).float()
     region = smooth_noise(gen, b, h, w, (2, 4), dev)
-    region = (region > 1.0 - _col(_uniform(gen, (b,), coverage, dev))).float()
+    region = (region > 1.0 - per_sample(uniform(gen, (b,), coverage, dev))).float()
     return x * (1.0 - dry * region)
 
 
@@ -179,8 +179,8 @@ def dry_brush(x: Tensor, gen: torch.Generator, *, coverage: Any, streak: Any, ga
 def ink_density(x: Tensor, gen: torch.Generator, *, level: Any, gamma: Any) -> Tensor:
     """Paler or fuller ink: ``level * x ** gamma`` per sample."""
     b = x.shape[0]
-    g = _col(_uniform(gen, (b,), gamma, x.device))
-    return _col(_uniform(gen, (b,), level, x.device)) * x.clamp(min=0.0) ** g
+    g = per_sample(uniform(gen, (b,), gamma, x.device))
+    return per_sample(uniform(gen, (b,), level, x.device)) * x.clamp(min=0.0) ** g
 
 
 @register_style("binarize", level=(0.35, 0.65), blur=(0.0, 1.2))
@@ -190,11 +190,11 @@ def binarize(x: Tensor, gen: torch.Generator, *, level: Any, blur: Any) -> Tenso
     optics do before thresholding. Runs last, so paler ink (``ink_density``) becomes full ink,
     as in a black-and-white scan."""
     b = x.shape[0]
-    sigma = _uniform(gen, (b,), blur, x.device) * _scale(x)
+    sigma = uniform(gen, (b,), blur, x.device) * size_scale(x)
     soft = x
     if bool((sigma > 0.05).any()):
-        soft = torch.where(_col(sigma > 0.05), gaussian_blur(x, sigma.clamp(min=0.05)), x)
-    return (soft > _col(_uniform(gen, (b,), level, x.device))).to(x.dtype)
+        soft = torch.where(per_sample(sigma > 0.05), gaussian_blur(x, sigma.clamp(min=0.05)), x)
+    return (soft > per_sample(uniform(gen, (b,), level, x.device))).to(x.dtype)
 
 
 # ------------------------------------------------------------------------------------- config
@@ -303,7 +303,7 @@ class StyleTransform:
         for name in self.ops:
             settings = dict(self.config.ops[name])
             p = settings.pop("p")
-            chosen = torch.nonzero(_rand(generator, (b,), x.device) < p).squeeze(1)
+            chosen = torch.nonzero(rand(generator, (b,), x.device) < p).squeeze(1)
             if chosen.numel():
                 fn = STYLE_OPS[name].fn
                 out[chosen] = fn(out[chosen], generator, **settings).clamp(0.0, 1.0)
