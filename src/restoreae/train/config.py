@@ -4,16 +4,14 @@ A config file has five sections (``data``, ``model``, ``optim``, ``train``, ``ou
 optional ``description``. Every key is checked before training starts: an unknown key, a value of
 the wrong type or a missing corpus folder raises :class:`~restoreae.errors.ConfigError` naming the
 key and the file (or the override) it came from. See docs/TRAINING.md for the full reference.
+
+The sections are the dataclasses below; parsing a mapping into them and the ``--set`` overrides
+are :mod:`restoreae.train.config_parse`, the value checks :mod:`restoreae.train.config_check`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import difflib
-import math
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,8 +19,8 @@ from typing import Any
 import yaml
 
 from restoreae.errors import ConfigError
-
-AMP_MODES = ("none", "bf16", "fp16")
+from restoreae.train.config_check import validate_config
+from restoreae.train.config_parse import apply_overrides, build_dataclass
 
 
 @dataclass
@@ -140,260 +138,6 @@ class TrainConfig:
         return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.train.amp)
 
 
-# --------------------------------------------------------------------------- type checking
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
-def _is_dataclass_type(tp: Any) -> bool:
-    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
-
-
-def _type_name(tp: Any) -> str:
-    if isinstance(tp, type):
-        return tp.__name__
-    return str(tp).replace("typing.", "")
-
-
-def _coerce(value: Any, tp: Any, key: str, where: str) -> Any:
-    """Check ``value`` against the annotation ``tp``; return it (ints widened to float)."""
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None:
-            if type(None) in args:
-                return None
-            raise ConfigError(f"{key}: must not be null (in {where})")
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(value, arg, key, where)
-            except ConfigError as exc:
-                errors.append(exc)
-        raise ConfigError(
-            f"{key}: expected {_type_name(tp)}, got {type(value).__name__} {value!r} (in {where})"
-        )
-    if origin is list:
-        (item_tp,) = typing.get_args(tp)
-        if not isinstance(value, list | tuple):
-            raise ConfigError(
-                f"{key}: expected a list, got {type(value).__name__} {value!r} (in {where})"
-            )
-        return [_coerce(v, item_tp, f"{key}[{i}]", where) for i, v in enumerate(value)]
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(
-                f"{key}: expected true/false, got {type(value).__name__} {value!r} (in {where})"
-            )
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(
-                f"{key}: expected an integer, got {type(value).__name__} {value!r} (in {where})"
-            )
-        return value
-    if tp is float:
-        if isinstance(value, str):  # YAML 1.1 reads "4e-3" as a string
-            with contextlib.suppress(ValueError):
-                value = float(value)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(
-                f"{key}: expected a number, got {type(value).__name__} {value!r} (in {where})"
-            )
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(
-                f"{key}: expected a string, got {type(value).__name__} {value!r} (in {where})"
-            )
-        return value
-    if tp is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(
-                f"{key}: expected a mapping, got {type(value).__name__} {value!r} (in {where})"
-            )
-        return dict(value)
-    raise TypeError(f"unsupported annotation {tp!r} for {key}")  # pragma: no cover
-
-
-def _build(cls: type, raw: Any, prefix: str, where: str) -> Any:
-    """Build dataclass ``cls`` from a mapping, rejecting unknown keys."""
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        name = prefix or "the config"
-        raise ConfigError(f"{name}: expected a mapping, got {type(raw).__name__} (in {where})")
-    hints = _hints(cls)
-    names = [f.name for f in dataclasses.fields(cls) if f.name != "source"]
-    kwargs = {}
-    for key, value in raw.items():
-        full = f"{prefix}.{key}" if prefix else str(key)
-        if key not in names:
-            close = difflib.get_close_matches(str(key), names, n=1)
-            hint = (
-                f"; did you mean '{(prefix + '.') if prefix else ''}{close[0]}'?" if close else ""
-            )
-            raise ConfigError(f"unknown key '{full}' in {where}{hint} (known: {', '.join(names)})")
-        tp = hints[key]
-        if _is_dataclass_type(tp):
-            kwargs[key] = _build(tp, value, full, where)
-        else:
-            kwargs[key] = _coerce(value, tp, full, where)
-    return cls(**kwargs)
-
-
-# --------------------------------------------------------------------------- overrides
-def _check_override_path(parts: list[str], override: str) -> None:
-    """Raise ConfigError if ``parts`` is not a key of TrainConfig (free-form dicts allowed)."""
-    cls: Any = TrainConfig
-    for i, part in enumerate(parts):
-        full = ".".join(parts[: i + 1])
-        if not _is_dataclass_type(cls):
-            return  # inside a free-form mapping (model.kwargs, data.damage, train.loss)
-        names = [f.name for f in dataclasses.fields(cls) if f.name != "source"]
-        if part not in names:
-            close = difflib.get_close_matches(part, names, n=1)
-            hint = f"; did you mean '{'.'.join(parts[:i] + [close[0]])}'?" if close else ""
-            raise ConfigError(f"unknown key '{full}' in override '{override}'{hint}")
-        tp = _hints(cls)[part]
-        if _is_dataclass_type(tp):
-            cls = tp
-        elif dict in (typing.get_args(tp) or (tp,)):
-            cls = dict
-        elif i < len(parts) - 1:
-            raise ConfigError(f"'{full}' is not a section (in override '{override}')")
-
-
-def apply_overrides(raw: dict, overrides: list[str]) -> dict:
-    """Apply ``key.path=value`` strings (values parsed as YAML) to a raw config mapping."""
-    for override in overrides:
-        if "=" not in override:
-            raise ConfigError(f"override '{override}' must look like section.key=value")
-        key, _, text = override.partition("=")
-        parts = [p for p in key.strip().split(".") if p]
-        if not parts:
-            raise ConfigError(f"override '{override}' has an empty key")
-        _check_override_path(parts, override)
-        try:
-            value = yaml.safe_load(text) if text.strip() else None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"override '{override}': value is not valid YAML ({exc})") from None
-        node = raw
-        for part in parts[:-1]:
-            child = node.get(part)
-            if not isinstance(child, dict):
-                child = {} if child is None else child
-                if not isinstance(child, dict):
-                    child = {}
-                node[part] = child
-            node = child
-        node[parts[-1]] = value
-    return raw
-
-
-# --------------------------------------------------------------------------- validation
-def _check_damage(spec: str | dict | None, where: str) -> None:
-    """``data.damage``: resolved by :meth:`DamageConfig.resolve` (preset, YAML file, mapping)."""
-    from restoreae.damage.pipeline import DamageConfig
-
-    DamageConfig.resolve(spec, where=f"data.damage (in {where})")
-
-
-def _validate(cfg: TrainConfig, check_paths: bool) -> None:
-    where = cfg.source
-    d, m, o, t, out = cfg.data, cfg.model, cfg.optim, cfg.train, cfg.output
-
-    def bad(key: str, msg: str) -> ConfigError:
-        return ConfigError(f"{key}: {msg} (in {where})")
-
-    if not d.corpus:
-        raise bad("data.corpus", "the corpus folder is required")
-    if check_paths:
-        corpus = Path(d.corpus)
-        if not corpus.is_dir():
-            raise bad("data.corpus", f"corpus folder '{corpus}' not found")
-        if not (corpus / "manifest.json").is_file():
-            raise bad("data.corpus", f"'{corpus}' has no manifest.json (not a corpus folder)")
-        _check_damage(d.damage, where)
-        if out.init_from and not Path(out.init_from).is_file():
-            raise bad("output.init_from", f"weights file '{out.init_from}' not found")
-    if d.img_size < 8:
-        raise bad("data.img_size", f"must be >= 8, got {d.img_size}")
-    if not 0.0 <= d.reference_dropout < 1.0:
-        raise bad("data.reference_dropout", f"must be in [0, 1), got {d.reference_dropout}")
-    if not 0.0 <= d.clean_fraction < 1.0:
-        raise bad("data.clean_fraction", f"must be in [0, 1), got {d.clean_fraction}")
-    if d.style is not None:
-        from restoreae.damage.style import StyleConfig
-
-        try:
-            StyleConfig.resolve(d.style)
-        except ConfigError as exc:
-            raise bad("data.style", str(exc)) from None
-    if not m.name:
-        raise bad("model.name", "a registered model name is required")
-    for key in ("in_chans", "img_size"):
-        if key in m.kwargs:
-            raise bad(
-                f"model.kwargs.{key}",
-                "is set from data.use_reference / data.img_size; remove it from model.kwargs",
-            )
-    if not (o.lr > 0 and math.isfinite(o.lr)):
-        raise bad("optim.lr", f"must be a positive number, got {o.lr}")
-    if o.min_lr < 0:
-        raise bad("optim.min_lr", f"must be >= 0, got {o.min_lr}")
-    if o.weight_decay < 0 or (o.weight_decay_end is not None and o.weight_decay_end < 0):
-        raise bad("optim.weight_decay", "must be >= 0")
-    if len(o.betas) != 2 or not all(0 <= b < 1 for b in o.betas):
-        raise bad("optim.betas", f"must be two numbers in [0, 1), got {o.betas}")
-    if o.warmup_steps < 0 or o.warmup_epochs < 0:
-        raise bad("optim.warmup_steps", "warm-up must be >= 0")
-    if o.grad_accum_steps < 1:
-        raise bad("optim.grad_accum_steps", f"must be >= 1, got {o.grad_accum_steps}")
-    if o.clip_grad is not None and o.clip_grad <= 0:
-        raise bad("optim.clip_grad", f"must be > 0 or null, got {o.clip_grad}")
-    if o.lr_base_batch is not None and o.lr_base_batch < 1:
-        raise bad("optim.lr_base_batch", f"must be >= 1 or null, got {o.lr_base_batch}")
-    if t.epochs is None and t.max_steps is None:
-        raise bad("train.epochs", "give train.epochs or train.max_steps")
-    if t.epochs is not None and t.epochs < 1:
-        raise bad("train.epochs", f"must be >= 1, got {t.epochs}")
-    if t.max_steps is not None and t.max_steps < 1:
-        raise bad("train.max_steps", f"must be >= 1, got {t.max_steps}")
-    if t.batch_size < 1:
-        raise bad("train.batch_size", f"must be >= 1, got {t.batch_size}")
-    if t.amp not in AMP_MODES:
-        raise bad("train.amp", f"must be one of {', '.join(AMP_MODES)}, got {t.amp!r}")
-    if t.ema is not None and not 0 < t.ema < 1:
-        raise bad("train.ema", f"EMA decay must be in (0, 1) or null, got {t.ema}")
-    for key in ("val_every", "save_every_steps", "val_batch_size"):
-        v = getattr(t, key)
-        if v is not None and v < 1:
-            raise bad(f"train.{key}", f"must be >= 1 or null, got {v}")
-    for key in ("val_num", "log_every", "keep_best_k"):
-        if getattr(t, key) < 1:
-            raise bad(f"train.{key}", f"must be >= 1, got {getattr(t, key)}")
-    if t.threads is not None and t.threads < 1:
-        raise bad("train.threads", f"must be >= 1 or null, got {t.threads}")
-    if t.num_workers < 0:
-        raise bad("train.num_workers", f"must be >= 0, got {t.num_workers}")
-    dev = t.device
-    if not (dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())):
-        raise bad("train.device", f"must be auto, cpu, cuda or cuda:N, got {dev!r}")
-    if t.mask_weight < 0:
-        raise bad("train.mask_weight", f"must be >= 0, got {t.mask_weight}")
-    from restoreae.train.losses import parse_loss_spec
-
-    try:
-        parse_loss_spec(t.loss)
-    except ValueError as exc:
-        raise bad("train.loss", str(exc)) from None
-    if not out.run_dir:
-        raise bad("output.run_dir", "the run folder is required")
-
-
 # --------------------------------------------------------------------------- public API
 def config_from_dict(
     raw: dict,
@@ -408,12 +152,12 @@ def config_from_dict(
     raw = copy.deepcopy(raw) if raw is not None else {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: the config must be a mapping of sections")
-    raw = apply_overrides(raw, list(overrides))
-    cfg = _build(TrainConfig, raw, "", source + (" (with overrides)" if overrides else ""))
+    raw = apply_overrides(raw, list(overrides), TrainConfig)
+    cfg = build_dataclass(TrainConfig, raw, "", source + (" (with overrides)" if overrides else ""))
     cfg.source = source
     if not cfg.output.run_dir and source != "<dict>":
         cfg.output.run_dir = str(Path("runs") / Path(source).stem)
-    _validate(cfg, check_paths)
+    validate_config(cfg, check_paths)
     return cfg
 
 
