@@ -104,7 +104,7 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
 
 def _run_eval(args: argparse.Namespace) -> int:
     if args.suite or args.real:
-        from restoreae.evaluate.quality import quality_command
+        from restoreae.evaluate.suite import quality_command
 
         return quality_command(args)
     from restoreae.evaluate.runner import eval_command

@@ -1,4 +1,11 @@
-"""Image quality metrics: PSNR, SSIM and MAE on glyph images.
+"""Image quality metrics: PSNR, SSIM and MAE on glyph images, and the metric registry.
+
+Every metric is one function registered with :func:`register_metric` in :data:`METRICS` (a
+:class:`~restoreae.registry.Registry`): ``restoreae eval`` scores each registered metric
+(:mod:`restoreae.evaluate.runner`), the leaderboard and HTML report show it
+(:mod:`restoreae.evaluate.report`), and the metrics given a ``table_fmt`` are also in the compact
+per-damage cells and the quality table (:mod:`restoreae.evaluate.quality`,
+:mod:`restoreae.evaluate.quality_report`).
 
 Conventions (the BasicSR / MATLAB reference conventions, spelled out):
 
@@ -24,11 +31,74 @@ reported figure).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
 
-__all__ = ["psnr", "ssim", "mae", "gaussian_window", "SSIM_WINDOW", "SSIM_SIGMA"]
-
+from restoreae.registry import Registry
 from restoreae.ssim import SSIM_SIGMA, SSIM_WINDOW
+
+__all__ = [
+    "METRICS",
+    "Metric",
+    "register_metric",
+    "table_metrics",
+    "psnr",
+    "ssim",
+    "mae",
+    "gaussian_window",
+    "SSIM_WINDOW",
+    "SSIM_SIGMA",
+]
+
+#: ``fn(restored, truth) -> float`` for one ``(H, W)`` image, ``(N,)`` float64 for a batch.
+MetricFn = Callable[[np.ndarray, np.ndarray], "float | np.ndarray"]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A registered metric: ``fn`` (see :data:`MetricFn`; uint8 or float images, the conventions
+    of this module), ``short`` name ("PSNR"), column ``label`` ("PSNR (dB)"), ``fmt`` (format
+    spec in the leaderboard), ``table_fmt`` (format in the compact tables: per-damage cells and
+    the quality table; None: leaderboard only), ``convention`` (one clause for the reports)."""
+
+    name: str
+    fn: MetricFn
+    short: str
+    label: str
+    fmt: str
+    table_fmt: str | None
+    convention: str
+
+
+#: The registered metrics, in column order (a :class:`~restoreae.registry.Registry` of
+#: :class:`Metric`); the built-in ones are registered by this module.
+METRICS: Registry[Metric] = Registry("metric")
+
+
+def register_metric(
+    name: str,
+    *,
+    short: str,
+    label: str,
+    fmt: str,
+    table_fmt: str | None = None,
+    convention: str = "",
+) -> Callable[[MetricFn], MetricFn]:
+    """Decorator registering ``fn(restored, truth)`` as the metric ``name``: every evaluation
+    scores it and the reports show it (in the compact tables too when ``table_fmt`` is given)."""
+
+    def deco(fn: MetricFn) -> MetricFn:
+        METRICS.register(name, Metric(name, fn, short, label, fmt, table_fmt, convention))
+        return fn
+
+    return deco
+
+
+def table_metrics() -> list[Metric]:
+    """The metrics of the compact tables (those registered with a ``table_fmt``), in order."""
+    return [m for m in METRICS.values() if m.table_fmt is not None]
 
 
 def _prepare(
@@ -67,27 +137,28 @@ def _out(values: np.ndarray, single: bool) -> float | np.ndarray:
     return float(values[0]) if single else values
 
 
-def mae(a: np.ndarray, b: np.ndarray) -> float | np.ndarray:
-    """Mean absolute error per image, in the input's units (grey levels for uint8).
-
-    ``a``, ``b``: ``(H, W)`` or ``(N, H, W)``, same shape and dtype family. Returns a float for one
-    image, a ``(N,)`` float64 array for a batch.
-    """
-    x, y, _, single = _prepare(a, b, None)
-    return _out(np.abs(x - y).mean(axis=(1, 2)), single)
-
-
+@register_metric(
+    "psnr",
+    short="PSNR",
+    label="PSNR (dB)",
+    fmt=".2f",
+    table_fmt=".2f",
+    convention="PSNR = 10·log10(255²/MSE) per glyph on uint8 images, float64 arithmetic, no crop "
+    "border, inf for identical images",
+)
 def psnr(a: np.ndarray, b: np.ndarray, data_range: float | None = None) -> float | np.ndarray:
     """Peak signal-to-noise ratio in dB per image; ``inf`` where the images are identical.
 
     ``a``, ``b``: ``(H, W)`` or ``(N, H, W)``; ``data_range`` defaults to 255 (uint8) or 1 (float).
+    Computed by :func:`restoreae.psnr.psnr_per_image` (validation's PSNR) in float64.
     """
+    import torch
+
+    from restoreae.psnr import psnr_per_image
+
     x, y, rng, single = _prepare(a, b, data_range)
-    mse = ((x - y) ** 2).mean(axis=(1, 2))
-    with np.errstate(divide="ignore"):
-        values = 10.0 * np.log10((rng * rng) / mse)
-    values[mse == 0] = np.inf
-    return _out(values, single)
+    values = psnr_per_image(torch.from_numpy(x), torch.from_numpy(y), rng)
+    return _out(values.numpy(), single)
 
 
 def gaussian_window(size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA) -> np.ndarray:
@@ -99,6 +170,15 @@ def gaussian_window(size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA) -> np.nd
     return gaussian_1d(size, sigma, torch.zeros((), dtype=torch.float64)).numpy()
 
 
+@register_metric(
+    "ssim",
+    short="SSIM",
+    label="SSIM",
+    fmt=".4f",
+    table_fmt=".3f",
+    convention="SSIM with an 11×11 Gaussian window (σ = 1.5), K1 = 0.01, K2 = 0.03, data range "
+    "255, valid window positions",
+)
 def ssim(a: np.ndarray, b: np.ndarray, data_range: float | None = None) -> float | np.ndarray:
     """Structural similarity per image (Gaussian 11×11, σ=1.5, K1=0.01, K2=0.03, valid region).
 
@@ -119,3 +199,16 @@ def ssim(a: np.ndarray, b: np.ndarray, data_range: float | None = None) -> float
     with torch.no_grad():
         values = ssim_map(torch.from_numpy(x[:, None]), torch.from_numpy(y[:, None]), rng)
     return _out(values.mean(dim=(1, 2, 3)).numpy(), single)
+
+
+@register_metric(
+    "mae", short="MAE", label="MAE", fmt=".2f", convention="MAE in grey levels (0–255)"
+)
+def mae(a: np.ndarray, b: np.ndarray) -> float | np.ndarray:
+    """Mean absolute error per image, in the input's units (grey levels for uint8).
+
+    ``a``, ``b``: ``(H, W)`` or ``(N, H, W)``, same shape and dtype family. Returns a float for one
+    image, a ``(N,)`` float64 array for a batch.
+    """
+    x, y, _, single = _prepare(a, b, None)
+    return _out(np.abs(x - y).mean(axis=(1, 2)), single)

@@ -1,6 +1,8 @@
 """The quality table: real writers and font writers, restored through the public restore path.
 
-``restoreae eval --suite`` (and ``restoreae eval --real PATH``) run :func:`quality_command`:
+``restoreae eval --suite`` (and ``restoreae eval --real PATH``) run
+:func:`restoreae.evaluate.suite.quality_command`, which picks the sets and conditions below from
+its arguments and calls :func:`evaluate_sets`:
 
 1. **Sets** (:class:`~restoreae.evaluate.sets.ImageSet`, built in :mod:`restoreae.evaluate.sets`): the font corpus's held-out writers (``--data``, split
    ``--split``; corpus glyphs used as they are: uint8 S×S, white on black), the labelled real
@@ -21,7 +23,8 @@
    ``restoreae restore`` — on the uint8 images at their own size, polarity ``auto``, once with the
    characters (reference channel) and once with ``chars=None`` (empty reference channel). A model
    without a reference channel is run once ("no reference").
-4. **Scores** against the clean image (:mod:`restoreae.evaluate.metrics`: PSNR, SSIM; means over
+4. **Scores** against the clean image (the metrics of the compact tables,
+   :func:`restoreae.evaluate.metrics.table_metrics`: PSNR, SSIM; means over
    images, ``inf`` when identical) and the OCR judge (:class:`~restoreae.evaluate.ocr.OcrJudge`;
    a reading counts when it equals ``char`` or ``alt``); readability recovered = OCR / OCR of the
    clean images of the same set. For ``none`` the restored images are scored against the input.
@@ -33,18 +36,16 @@ the Markdown is printed on stdout.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from restoreae.errors import DataError, RestoreAEError
-from restoreae.evaluate.metrics import psnr, ssim
+from restoreae.evaluate.metrics import table_metrics
 from restoreae.evaluate.ocr import normalize_reading
 from restoreae.evaluate.sets import (
     NONE,
@@ -59,7 +60,6 @@ from restoreae.evaluate.sets import (
 __all__ = [
     "ImageSet",
     "Condition",
-    "SUITE_NUM",
     "VARIANTS",
     "font_set",
     "real_sets",
@@ -68,15 +68,8 @@ __all__ = [
     "ocr_correct",
     "reference_chars",
     "evaluate_sets",
-    "default_real_dev",
-    "quality_command",
 ]
 
-#: Default ``--num`` of the suite (images per set). Measured cost with the shipped model: about
-#: 2 CPU-seconds per image of a set (9 OCR readings at width 320, 14 restores, 35 PSNR/SSIM), so
-#: 3 sets × 80 images ≈ 480 CPU-seconds: under 10 minutes on 2 cores (an estimate from CPU
-#: time on a saturated machine, see docs/RESULTS.md).
-SUITE_NUM = 80
 #: Restored variants, in table order: ``input`` is the damaged input itself.
 VARIANTS = ("input", "restored_ref", "restored_noref")
 
@@ -106,17 +99,18 @@ def ocr_correct(
 
 def _image_scores(
     outputs: Sequence[np.ndarray], truth: Sequence[np.ndarray]
-) -> tuple[np.ndarray, np.ndarray]:
-    p = np.empty(len(outputs))
-    s = np.empty(len(outputs))
+) -> dict[str, np.ndarray]:
+    """Per image, each metric of the quality table (:func:`table_metrics`): name → ``(N,)``."""
+    metrics = table_metrics()
+    scores = {m.name: np.empty(len(outputs)) for m in metrics}
     for i, (o, t) in enumerate(zip(outputs, truth, strict=True)):
         if o.shape != t.shape or o.dtype != np.uint8:
             raise RestoreAEError(
                 f"restorer returned {o.dtype} {o.shape} for a uint8 {t.shape} image"
             )
-        p[i] = psnr(o, t)
-        s[i] = ssim(o, t)
-    return p, s
+        for m in metrics:
+            scores[m.name][i] = m.fn(o, t)
+    return scores
 
 
 def _restore(
@@ -148,12 +142,11 @@ def reference_chars(restorer: Any, chars: Sequence[str]) -> tuple[list[str | Non
 
 
 def _summary(
-    p: np.ndarray | None, s: np.ndarray | None, ok: np.ndarray | None, ocr_clean: float | None
+    scores: dict[str, np.ndarray], ok: np.ndarray | None, ocr_clean: float | None
 ) -> dict[str, Any]:
     ocr = float(ok.mean()) if ok is not None else None
     return {
-        "psnr": float(np.mean(p)) if p is not None else None,
-        "ssim": float(np.mean(s)) if s is not None else None,
+        **{name: float(np.mean(v)) for name, v in scores.items()},
         "ocr": ocr,
         "readability_recovered": ocr / ocr_clean if ocr is not None and ocr_clean else None,
     }
@@ -175,7 +168,8 @@ def evaluate_sets(
 
     Returns ``(summary, rows)``: ``summary[set] = {"n", "source", "ocr_clean", "seconds",
     "conditions": {cond: {"kind", "ops", "k", "variants": {variant: {"psnr", "ssim", "ocr",
-    "readability_recovered"}}}}}`` (``input`` is absent for ``none``) and one per-image row per
+    "readability_recovered"}}}}}`` (the metrics of :func:`~restoreae.evaluate.metrics.table_metrics`;
+    ``input`` is absent for ``none``) and one per-image row per
     image × condition × variant (plus a ``clean`` row per image). ``judge``: None → no OCR; the
     one-op conditions are read only with ``per_op_ocr`` (OCR dominates the run time).
     ``on_set(summary, rows)`` is called after each set with what is done so far.
@@ -183,6 +177,7 @@ def evaluate_sets(
     from tqdm import tqdm
 
     variants = ["restored_ref", "restored_noref"] if uses_reference else ["restored_noref"]
+    metric_names = [m.name for m in table_metrics()]
     summary: dict[str, Any] = {}
     rows: list[dict[str, Any]] = []
     bar = tqdm(
@@ -221,8 +216,7 @@ def evaluate_sets(
                     "damage": NONE,
                     "ops": "",
                     "variant": "clean",
-                    "psnr": None,
-                    "ssim": None,
+                    **dict.fromkeys(metric_names),
                     "reading": read_clean[i] if judge is not None else None,
                     "correct": bool(ok_clean[i]) if judge is not None else None,
                 }
@@ -259,11 +253,11 @@ def evaluate_sets(
                         counts[op] = counts.get(op, 0) + 1
                 cinfo["applied_counts"] = counts
             for v, outs in outputs.items():
-                p, s = _image_scores(outs, clean)
+                scores = _image_scores(outs, clean)
                 ok = readings = None
                 if judge is not None and (cond.kind == "main" or per_op_ocr):
                     ok, readings = ocr_correct(judge, outs, iset.chars, iset.alts)
-                cinfo["variants"][v] = _summary(p, s, ok, ocr_clean)
+                cinfo["variants"][v] = _summary(scores, ok, ocr_clean)
                 for i, b in enumerate(base):
                     rows.append(
                         {
@@ -271,8 +265,7 @@ def evaluate_sets(
                             "damage": cond.name,
                             "ops": "+".join(applied[i]),
                             "variant": v,
-                            "psnr": float(p[i]),
-                            "ssim": float(s[i]),
+                            **{name: float(vals[i]) for name, vals in scores.items()},
                             "reading": readings[i] if readings is not None else None,
                             "correct": bool(ok[i]) if ok is not None else None,
                         }
@@ -285,169 +278,3 @@ def evaluate_sets(
             on_set(summary, rows)
     bar.close()
     return summary, rows
-
-
-# --------------------------------------------------------------------------- command
-def default_real_dev() -> Path | None:
-    """``../shared/real-dev`` next to the repository holding this package (an editable install),
-    or next to the current folder; None when neither exists."""
-    import restoreae
-
-    repo = Path(restoreae.__file__).resolve().parents[2]
-    for cand in (
-        repo.parent / "shared" / "real-dev",
-        Path.cwd().resolve().parent / "shared" / "real-dev",
-    ):
-        if cand.is_dir():
-            return cand
-    return None
-
-
-def _per_op_list(spec: str | None) -> list[str]:
-    from restoreae.damage.pipeline import PRESETS
-
-    if spec is None or spec == "":
-        return []
-    if spec in PRESETS:
-        return list(PRESETS[spec]["ops"])
-    if spec == "all":
-        from restoreae.damage.registry import list_damage_ops
-
-        return list(list_damage_ops())
-    return [s.strip() for s in spec.split(",") if s.strip()]
-
-
-def _device_name(spec: str) -> str:
-    from restoreae.evaluate.candidates import resolve_device
-
-    return str(resolve_device(spec))
-
-
-def quality_command(args: argparse.Namespace) -> int:
-    """``restoreae eval --suite`` / ``restoreae eval --real PATH`` (see ``restoreae eval --help``)."""
-    from restoreae.evaluate import quality_report as qrep
-    from restoreae.restore.api import Restorer
-
-    t_start = time.perf_counter()
-    if args.checkpoints:
-        raise RestoreAEError(
-            "--suite / --real restore through the Restorer: give the model with --model "
-            f"(got positional {' '.join(args.checkpoints)})"
-        )
-    suite = bool(args.suite)
-    num = args.num if args.num is not None else SUITE_NUM
-    if num <= 0:
-        raise RestoreAEError(f"--num must be positive, got {num}")
-    notes: list[str] = []
-
-    # Where the sets come from.
-    data = args.data
-    if data is None and suite:
-        data = Path("data/corpus128")
-        if not data.is_dir():
-            notes.append(
-                f"font corpus {data} not found: font set skipped (build it or pass --data)"
-            )
-            data = None
-    elif data is not None and str(data) == "none":
-        data = None
-    real_paths: list[tuple[Path, str]] = []
-    if suite:
-        rd = args.real_dev
-        if rd is None:
-            found = default_real_dev()
-            if found is None:
-                notes.append(
-                    "real-dev not found next to the repository: real-dev sets skipped (pass --real-dev)"
-                )
-            else:
-                real_paths.append((found, "real-dev/"))
-        elif str(rd) != "none":
-            if not Path(rd).exists():
-                raise DataError(f"--real-dev: not found: {rd}")
-            real_paths.append((Path(rd), "real-dev/"))
-    real_paths += [(Path(p), "") for p in args.real or []]
-
-    damage = args.damage if args.damage is not None else ("seed,real" if suite else "seed")
-    damage_specs = [d.strip() for d in str(damage).split(",") if d.strip()]
-    per_op = [] if args.no_per_op else _per_op_list(args.per_op_ops)
-    conditions = make_conditions(damage_specs, per_op)
-
-    sets: list[ImageSet] = []
-    if data is not None:
-        sets.append(font_set(data, args.split, num, args.seed))
-    for path, prefix in real_paths:
-        sets.extend(real_sets(path, num, args.seed, prefix))
-    if not sets:
-        raise RestoreAEError(
-            "no evaluation set: give --data CORPUS, --real PATH or --real-dev PATH"
-        )
-
-    device = _device_name(args.device)
-    restorer = Restorer(args.model, backend=args.backend, device=device)
-    judge = None
-    if not args.no_ocr:
-        from restoreae.evaluate.ocr import OcrJudge
-
-        if args.ocr_width < 16:
-            raise RestoreAEError(f"--ocr-width must be at least 16, got {args.ocr_width}")
-        judge = OcrJudge(line_width=args.ocr_width)
-
-    out = Path(args.out or "quality-report")
-
-    def results_of(summary: dict[str, Any], done: bool) -> dict[str, Any]:
-        set_notes = [
-            f"{name}: the model's reference font cannot draw {e['no_reference_font']['chars']} "
-            f"({e['no_reference_font']['images']} images): restored with an empty reference channel"
-            for name, e in summary.items()
-            if e["no_reference_font"]["images"]
-        ]
-        pending = [s.name for s in sets if s.name not in summary]
-        if pending and not done:
-            set_notes.append(f"partial results: still running {', '.join(pending)}")
-        return {
-            "format": 1,
-            "settings": {**settings, "seconds": round(time.perf_counter() - t_start, 2)},
-            "notes": notes + set_notes,
-            "sets": summary,
-        }
-
-    import torch
-
-    settings = {
-        "model": str(restorer.model_path) if restorer.model_path else str(args.model),
-        "backend": restorer.backend_name,
-        "device": device,
-        "uses_reference": restorer.uses_reference,
-        "data": str(data) if data is not None else None,
-        "split": args.split,
-        "real": [str(p) for p, _ in real_paths],
-        "num": num,
-        "seed": args.seed,
-        "damage": damage_specs,
-        "per_op": per_op,
-        "ocr": judge is not None,
-        "ocr_width": args.ocr_width if judge is not None else None,
-        "per_op_ocr": bool(judge is not None and args.per_op_ocr),
-        "batch_size": args.batch_size,
-        "torch_threads": torch.get_num_threads(),
-        "argv": list(sys.argv[1:]),
-    }
-    summary, rows = evaluate_sets(
-        sets,
-        conditions,
-        restorer,
-        judge=judge,
-        seed=args.seed,
-        batch_size=args.batch_size,
-        uses_reference=restorer.uses_reference,
-        per_op_ocr=args.per_op_ocr,
-        on_set=lambda sm, rw: qrep.write_quality(out, results_of(sm, False), rw),
-    )
-    results = results_of(summary, True)
-    for n in results["notes"]:
-        print(f"note: {n}", file=sys.stderr)
-    paths = qrep.write_quality(out, results, rows)
-    print(qrep.quality_markdown(results))
-    print(f"wrote {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
-    return 0

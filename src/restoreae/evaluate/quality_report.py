@@ -8,6 +8,8 @@ The results object (written to ``quality.json``)::
                                           "variants": {variant: {"psnr", "ssim", "ocr",
                                                                  "readability_recovered"}}}}}}}
 
+(``psnr``, ``ssim``: the metrics of :func:`~restoreae.evaluate.metrics.table_metrics`.)
+
 Variants: ``input`` (the damaged input), ``restored_ref`` (restored with the character's
 reference), ``restored_noref`` (restored with an empty reference channel). PSNR/SSIM are means
 over images against the clean image (for ``none``: the undamaged input); OCR is a share in
@@ -23,25 +25,31 @@ import math
 from pathlib import Path
 from typing import Any
 
+from restoreae.evaluate.metrics import table_metrics
 from restoreae.utils import atomic_write
 
-__all__ = ["quality_markdown", "main_table", "per_op_table", "write_quality", "CSV_COLUMNS"]
+__all__ = ["quality_markdown", "main_table", "per_op_table", "write_quality", "csv_columns"]
 
-CSV_COLUMNS = (
-    "set",
-    "id",
-    "path",
-    "char",
-    "alt",
-    "size",
-    "damage",
-    "ops",
-    "variant",
-    "psnr",
-    "ssim",
-    "reading",
-    "correct",
-)
+
+def csv_columns() -> tuple[str, ...]:
+    """The columns of ``quality-images.csv``: one per metric of the quality table
+    (:func:`~restoreae.evaluate.metrics.table_metrics`) after the image's description."""
+    return (
+        "set",
+        "id",
+        "path",
+        "char",
+        "alt",
+        "size",
+        "damage",
+        "ops",
+        "variant",
+        *(m.name for m in table_metrics()),
+        "reading",
+        "correct",
+    )
+
+
 _LABELS = {
     "input": "damaged input",
     "restored_ref": "restored, with reference",
@@ -71,10 +79,13 @@ def _md(header: list[str], body: list[list[str]]) -> str:
 def main_table(results: dict[str, Any]) -> str:
     """Per set: the clean images (OCR), then each main damage condition (``none`` first: the
     undamaged inputs restored) with its input and restored rows."""
-    header = ["set", "damage", "images", "n", "PSNR (dB)", "SSIM", "OCR", "readability recovered"]
+    metrics = table_metrics()
+    header = ["set", "damage", "images", "n", *(m.label for m in metrics), "OCR"]
+    header.append("readability recovered")
     body: list[list[str]] = []
     for name, s in results["sets"].items():
-        body.append([name, "—", "clean", str(s["n"]), "—", "—", _pct(s["ocr_clean"]), "—"])
+        blank = ["—"] * len(metrics)
+        body.append([name, "—", "clean", str(s["n"]), *blank, _pct(s["ocr_clean"]), "—"])
         for cname, c in s["conditions"].items():
             if c["kind"] != "main":
                 continue
@@ -88,8 +99,7 @@ def main_table(results: dict[str, Any]) -> str:
                         cname,
                         label,
                         str(s["n"]),
-                        _num(q["psnr"], ".2f"),
-                        _num(q["ssim"], ".3f"),
+                        *(_num(q.get(m.name), m.table_fmt) for m in metrics),
                         _pct(q["ocr"]),
                         _pct(q["readability_recovered"]),
                     ]
@@ -98,7 +108,8 @@ def main_table(results: dict[str, Any]) -> str:
 
 
 def per_op_table(results: dict[str, Any]) -> str | None:
-    """One row per set × single-op condition; cells ``PSNR / SSIM / OCR``. None without op sets."""
+    """One row per set × single-op condition; cells ``PSNR / SSIM / OCR`` (the metrics of
+    :func:`~restoreae.evaluate.metrics.table_metrics`). None without op sets."""
     variants = ["input", "restored_ref", "restored_noref"]
     with_ocr = any(
         q.get("ocr") is not None
@@ -118,12 +129,17 @@ def per_op_table(results: dict[str, Any]) -> str | None:
                 if q is None:
                     cells.append("—")
                     continue
-                cell = f"{_num(q['psnr'], '.2f')} / {_num(q['ssim'], '.3f')}"
+                cell = " / ".join(_num(q.get(m.name), m.table_fmt) for m in table_metrics())
                 cells.append(cell + (f" / {_pct(q['ocr'])}" if with_ocr else ""))
             body.append([name, cname, *cells])
     if not body:
         return None
     return _md(["set", "op", *(_LABELS[v] for v in variants)], body)
+
+
+def _shorts(sep: str) -> str:
+    """The short names of the quality table's metrics ("PSNR/SSIM")."""
+    return sep.join(m.short for m in table_metrics())
 
 
 def quality_markdown(results: dict[str, Any]) -> str:
@@ -139,13 +155,13 @@ def quality_markdown(results: dict[str, Any]) -> str:
         "",
         main_table(results),
         "",
-        "PSNR/SSIM: means over images against the clean image (uint8, no crop); for `none` "
+        f"{_shorts('/')}: means over images against the clean image (uint8, no crop); for `none` "
         "against the undamaged input itself. OCR: share read as the character (or its `alt` "
         "form); readability recovered = OCR / OCR of the clean images.",
     ]
     ops = per_op_table(results)
     if ops is not None:
-        cells = "PSNR / SSIM / OCR" if st.get("per_op_ocr") else "PSNR / SSIM"
+        cells = _shorts(" / ") + (" / OCR" if st.get("per_op_ocr") else "")
         parts += ["", f"Per damage op (one op at a time; cells {cells}):", "", ops]
     for note in results.get("notes") or []:
         parts += ["", f"Note: {note}"]
@@ -165,10 +181,11 @@ def _finite(obj: Any) -> Any:
 def _csv_bytes(rows: list[dict[str, Any]]) -> bytes:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(CSV_COLUMNS)
+    columns = csv_columns()
+    w.writerow(columns)
     for r in rows:
         cells = []
-        for c in CSV_COLUMNS:
+        for c in columns:
             v = r.get(c)
             if v is None:
                 cells.append("")

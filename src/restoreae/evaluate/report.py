@@ -10,8 +10,10 @@ The results object is the JSON-ready dict written to ``metrics.json`` by
                  "latency_ms": {"batch1", "batched", "batch_size"} | None,
                  "sets": {set_name: {"psnr", "ssim", "mae", "ocr", "readability_recovered"}}}]}
 
-Quality figures are means over the glyphs of a set; OCR figures are shares in [0, 1] (shown as
-percentages); ``None`` marks what was not measured (``--no-ocr``, ``--no-latency``).
+The quality figures are the registered metrics (:data:`restoreae.evaluate.metrics.METRICS`, by
+name; a newly registered one gets its own leaderboard column), means over the glyphs of a set;
+OCR figures are shares in [0, 1] (shown as percentages); ``None`` marks what was not measured
+(``--no-ocr``, ``--no-latency``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import html
 import json
 import math
 from typing import Any
+
+from restoreae.evaluate.metrics import METRICS, table_metrics
 
 __all__ = ["leaderboard_rows", "leaderboard_markdown", "per_damage_markdown", "render_html"]
 
@@ -56,9 +60,10 @@ def leaderboard_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per model on the main set, ranked by :func:`ranking_score` (then PSNR), best
     first (see :data:`SCORE_RULE`).
 
-    Row keys: ``rank``, ``score``, ``name``, ``kind``, ``params``, ``gflops``, ``psnr``, ``ssim``, ``mae``,
-    ``ocr``, ``readability_recovered``, ``latency_ms_batch1``, ``latency_ms_batched``,
-    ``batch_size``, ``per_damage`` (set name → psnr/ssim/mae/ocr/readability_recovered).
+    Row keys: ``rank``, ``score``, ``name``, ``kind``, ``params``, ``gflops``, one per registered
+    metric (``psnr``, ``ssim``, ``mae``), ``ocr``, ``readability_recovered``,
+    ``latency_ms_batch1``, ``latency_ms_batched``, ``batch_size``, ``per_damage`` (set name →
+    the metrics, ``ocr``, ``readability_recovered``).
     """
     main = results["main_set"]
     rows = []
@@ -71,9 +76,7 @@ def leaderboard_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "kind": m["kind"],
                 "params": m.get("params"),
                 "gflops": m.get("gflops"),
-                "psnr": q["psnr"],
-                "ssim": q["ssim"],
-                "mae": q["mae"],
+                **{name: q.get(name) for name in METRICS},
                 "ocr": q.get("ocr"),
                 "readability_recovered": q.get("readability_recovered"),
                 "latency_ms_batch1": lat.get("batch1"),
@@ -89,21 +92,21 @@ def leaderboard_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-_HEADER = [
-    "#",
-    "model",
-    "kind",
-    "score",
-    "params (M)",
-    "GFLOPs",
-    "PSNR (dB)",
-    "SSIM",
-    "MAE",
-    "OCR restored",
-    "readability recovered",
-    "CPU ms/glyph (b=1)",
-    "CPU ms/glyph (batched)",
-]
+def _header() -> list[str]:
+    """The leaderboard's columns: one per registered metric between GFLOPs and OCR."""
+    return [
+        "#",
+        "model",
+        "kind",
+        "score",
+        "params (M)",
+        "GFLOPs",
+        *(m.label for m in METRICS.values()),
+        "OCR restored",
+        "readability recovered",
+        "CPU ms/glyph (b=1)",
+        "CPU ms/glyph (batched)",
+    ]
 
 
 def _row_cells(r: dict[str, Any]) -> list[str]:
@@ -115,14 +118,22 @@ def _row_cells(r: dict[str, Any]) -> list[str]:
         _fmt(r["score"], ".3f"),
         "—" if not params else f"{params / 1e6:.2f}",
         _fmt(r["gflops"], ".3f") if r["gflops"] else "—",
-        _fmt(r["psnr"], ".2f"),
-        _fmt(r["ssim"], ".4f"),
-        _fmt(r["mae"], ".2f"),
+        *(_fmt(r.get(name), m.fmt) for name, m in METRICS.items()),
         _fmt(r["ocr"], ".1f", 100, "%"),
         _fmt(r["readability_recovered"], ".1f", 100, "%"),
         _fmt(r["latency_ms_batch1"], ".2f"),
         _fmt(r["latency_ms_batched"], ".2f"),
     ]
+
+
+def _conventions() -> str:
+    """The registered metrics' conventions, one clause each."""
+    return "; ".join(m.convention for m in METRICS.values() if m.convention)
+
+
+def _cells_note() -> str:
+    """What a per-damage cell shows: the compact tables' metrics, then OCR."""
+    return " / ".join([*(m.label for m in table_metrics()), "OCR restored"])
 
 
 def _md_table(header: list[str], body: list[list[str]]) -> str:
@@ -152,11 +163,11 @@ def _summary_line(results: dict[str, Any], markdown: bool = True) -> str:
 def leaderboard_markdown(results: dict[str, Any]) -> str:
     """The leaderboard as a Markdown table preceded by a one-line description of the set."""
     rows = leaderboard_rows(results)
-    table = _md_table(_HEADER, [_row_cells(r) for r in rows])
+    table = _md_table(_header(), [_row_cells(r) for r in rows])
     bs = next((r["batch_size"] for r in rows if r["batch_size"]), None)
     notes = (
         f"Ranking: {SCORE_RULE}. "
-        "PSNR/SSIM/MAE: means over glyphs (uint8, no crop; MAE in grey levels 0–255). "
+        f"{'/'.join(m.short for m in METRICS.values())}: means over glyphs ({_conventions()}). "
         "OCR: share read exactly as the right character by PP-OCRv4; readability recovered = "
         "OCR restored / OCR clean. GFLOPs: per glyph (2 × MACs). "
         f"Latency: CPU, batch 1 and batch {bs if bs else '—'}."
@@ -180,7 +191,7 @@ def _per_damage_table(results: dict[str, Any], describe: bool) -> tuple[list[str
             if q is None:
                 cells.append("—")
                 continue
-            cell = f"{_fmt(q['psnr'], '.2f')} / {_fmt(q['ssim'], '.3f')}"
+            cell = " / ".join(_fmt(q.get(m.name), m.table_fmt) for m in table_metrics())
             if q.get("ocr") is not None:
                 cell += f" / {_fmt(q['ocr'], '.0f', 100, '%')}"
             cells.append(cell)
@@ -189,9 +200,10 @@ def _per_damage_table(results: dict[str, Any], describe: bool) -> tuple[list[str
 
 
 def per_damage_markdown(results: dict[str, Any]) -> str:
-    """Per damage set × model: ``PSNR / SSIM / OCR`` cells (and the damaged OCR per set)."""
+    """Per damage set × model: ``PSNR / SSIM / OCR`` cells (the metrics of the compact tables,
+    :func:`~restoreae.evaluate.metrics.table_metrics`) and the damaged OCR per set."""
     header, body = _per_damage_table(results, describe=False)
-    return _md_table(header, body) + "\n\nCells: PSNR (dB) / SSIM / OCR restored.\n"
+    return _md_table(header, body) + f"\n\nCells: {_cells_note()}.\n"
 
 
 _CSS = """
@@ -219,7 +231,7 @@ def render_html(results: dict[str, Any], grid_png: bytes | None = None) -> str:
     """A self-contained HTML page: settings, leaderboard, per-damage table, the grid (base64 PNG)
     and the metric conventions. No external resources."""
     rows = leaderboard_rows(results)
-    leader = _html_table(_HEADER, [_row_cells(r) for r in rows], cls="board")
+    leader = _html_table(_header(), [_row_cells(r) for r in rows], cls="board")
     pd_header, pd_body = _per_damage_table(results, describe=True)
     per_damage = _html_table(pd_header, pd_body)
     grid = ""
@@ -232,10 +244,7 @@ def render_html(results: dict[str, Any], grid_png: bytes | None = None) -> str:
         )
     settings = json.dumps(results["settings"], ensure_ascii=False, indent=2)
     conventions = (
-        "PSNR = 10·log10(255²/MSE) per glyph on uint8 images, float64 arithmetic, no crop border, "
-        "inf for identical images; SSIM with an 11×11 Gaussian window (σ = 1.5), K1 = 0.01, "
-        "K2 = 0.03, data range 255, valid window positions; MAE in grey levels (0–255). "
-        "All three are averaged over the glyphs of a set. OCR: PP-OCRv4 recognition "
+        f"{_conventions()}. Each is averaged over the glyphs of a set. OCR: PP-OCRv4 recognition "
         "(rapidocr_onnxruntime 1.4.4) reads each glyph rendered black on white with a margin at "
         "48 px height; a glyph counts as read when the reading, stripped of whitespace and "
         "punctuation, is exactly the expected character. Readability recovered = OCR accuracy "
@@ -253,7 +262,7 @@ def render_html(results: dict[str, Any], grid_png: bytes | None = None) -> str:
 <p class="muted">Main set: <code>{html.escape(results["main_set"])}</code>, ranked by {html.escape(SCORE_RULE)}.</p>
 {leader}
 <h2>Per damage type</h2>
-<p class="muted">Cells: PSNR (dB) / SSIM / OCR restored.</p>
+<p class="muted">Cells: {html.escape(_cells_note())}.</p>
 {per_damage}
 {grid}
 <h2>Conventions</h2>

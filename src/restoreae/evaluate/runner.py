@@ -48,7 +48,7 @@ from restoreae.evaluate.candidates import (
     resolve_device,
 )
 from restoreae.evaluate.grid import encode_png, make_grid
-from restoreae.evaluate.metrics import mae, psnr, ssim
+from restoreae.evaluate.metrics import METRICS
 from restoreae.evaluate.sets import damage_images, sample_pairs
 from restoreae.utils import atomic_write
 
@@ -119,11 +119,8 @@ def build_damage_sets(
 
 # --------------------------------------------------------------------------- evaluation
 def _quality(restored: np.ndarray, clean: np.ndarray) -> dict[str, float]:
-    return {
-        "psnr": float(np.mean(psnr(restored, clean))),
-        "ssim": float(np.mean(ssim(restored, clean))),
-        "mae": float(np.mean(mae(restored, clean))),
-    }
+    """The mean over the glyphs of every registered metric (:data:`METRICS`), by name."""
+    return {name: float(np.mean(m.fn(restored, clean))) for name, m in METRICS.items()}
 
 
 def _progress(total: int, desc: str) -> Any:

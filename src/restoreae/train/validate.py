@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from restoreae.errors import ConfigError, DataError
 from restoreae.models.weights import ModelSource
+from restoreae.psnr import psnr_per_image
 from restoreae.train.batches import (
     VAL_TAG,
     GlyphPairs,
@@ -28,6 +29,9 @@ from restoreae.train.config import TrainConfig
 from restoreae.train.distributed import DistInfo, all_reduce_sum, cleanup, init_distributed
 from restoreae.train.losses import CompositeLoss, build_loss
 from restoreae.utils import atomic_write
+
+#: Validation PSNR is capped (dB) so that a perfectly restored glyph keeps the mean finite.
+VAL_MAX_PSNR_DB = 100.0
 
 
 @dataclass
@@ -85,7 +89,8 @@ def evaluate(
     amp_dtype: torch.dtype | None = None,
     channels_last: bool = False,
 ) -> dict[str, float]:
-    """Validation loss and mean per-image PSNR (dB, on float [0, 1]; capped at 100 dB).
+    """Validation loss and mean per-image PSNR (dB, on float [0, 1]; capped at 100 dB): the
+    evaluation's PSNR (:func:`restoreae.psnr.psnr_per_image`).
 
     Batches are sharded over ranks and the sums all-reduced: every rank gets the same figures.
     """
@@ -106,8 +111,7 @@ def evaluate(
             out = model(x)
         out = out.float()
         loss, _ = criterion(out, y)
-        mse = ((out - y) ** 2).flatten(1).mean(1).clamp_min(1e-10)
-        psnr = 10.0 * torch.log10(1.0 / mse)
+        psnr = psnr_per_image(out, y, max_db=VAL_MAX_PSNR_DB)
         n = float(x.shape[0])
         sums[0] += loss.double() * n
         sums[1] += psnr.double().sum()
