@@ -1,4 +1,4 @@
-"""One registry class for every "name → thing" table: models, damage ops, style ops, loss terms.
+"""The one registry class for every "name → thing" table: models, damage, style, losses, metrics.
 
 A :class:`Registry` is a read-only mapping in registration order that is filled by decorators
 (``@register_model``, ``@register_damage``, ``@register_style``, ...) and, when given a
