@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
+from restoreae.lazy import lazy_exports
+
 __version__ = "0.1.0"
 
 __all__ = ["Restorer", "__version__"]
 
 
-def __getattr__(name: str):
-    # Lazy so that `import restoreae` stays cheap (no torch import) for the CLI's --help.
-    if name == "Restorer":
-        from restoreae.restore.api import Restorer
-
-        return Restorer
-    raise AttributeError(name)
+# Lazy so that `import restoreae` stays cheap (no torch import) for the CLI's --help.
+__getattr__, __dir__ = lazy_exports(globals(), {"Restorer": "restore.api"})

@@ -22,6 +22,7 @@ from restoreae.damage.registry import (
     register_damage,
     register_torch_damage,
 )
+from restoreae.lazy import lazy_exports
 
 __all__ = [
     "DAMAGE_OPS",
@@ -39,9 +40,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    if name == "TorchDamage":
-        from restoreae.damage.torch_ops import TorchDamage
-
-        return TorchDamage
-    raise AttributeError(name)
+__getattr__, __dir__ = lazy_exports(globals(), {"TorchDamage": "torch_ops"})

@@ -6,8 +6,7 @@ are imported lazily, so ``import restoreae.data.charsets`` stays light.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from restoreae.lazy import lazy_exports
 
 _EXPORTS = {
     "GB2312_LEVEL1": "charsets",
@@ -29,14 +28,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'restoreae.data' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"restoreae.data.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)

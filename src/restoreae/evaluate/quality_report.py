@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 from restoreae.evaluate.metrics import table_metrics
+from restoreae.evaluate.results_json import results_json
 from restoreae.utils import atomic_write
 
 __all__ = ["quality_markdown", "main_table", "per_op_table", "write_quality", "csv_columns"]
@@ -168,16 +168,6 @@ def quality_markdown(results: dict[str, Any]) -> str:
     return "\n".join(parts) + "\n"
 
 
-def _finite(obj: Any) -> Any:
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return "nan" if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_finite(v) for v in obj]
-    return obj
-
-
 def _csv_bytes(rows: list[dict[str, Any]]) -> bytes:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
@@ -204,9 +194,8 @@ def write_quality(
     returns their paths by name. Non-finite numbers are written as the strings ``"inf"``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(_finite(results), ensure_ascii=False, indent=2, allow_nan=False)
     return {
         "quality.md": atomic_write(out / "quality.md", quality_markdown(results).encode("utf-8")),
-        "quality.json": atomic_write(out / "quality.json", (text + "\n").encode("utf-8")),
+        "quality.json": atomic_write(out / "quality.json", results_json(results)),
         "quality-images.csv": atomic_write(out / "quality-images.csv", _csv_bytes(rows)),
     }

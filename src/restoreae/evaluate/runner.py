@@ -26,7 +26,6 @@ the CPU for ``.onnx`` files). See
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Sequence
@@ -49,6 +48,7 @@ from restoreae.evaluate.candidates import (
 )
 from restoreae.evaluate.grid import encode_png, make_grid
 from restoreae.evaluate.metrics import METRICS
+from restoreae.evaluate.results_json import results_json
 from restoreae.evaluate.sets import damage_images, sample_pairs
 from restoreae.utils import atomic_write
 
@@ -239,34 +239,6 @@ def grid_image(
     return make_grid(columns)
 
 
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.integer | np.floating):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-
-def _finite_json(obj: Any) -> Any:
-    """Non-finite floats → the strings "inf", "-inf", "nan" (strict JSON has no Infinity)."""
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return "nan" if np.isnan(obj) else ("inf" if obj > 0 else "-inf")
-    if isinstance(obj, dict):
-        return {k: _finite_json(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_finite_json(v) for v in obj]
-    return obj
-
-
-def _json_bytes(obj: Any) -> bytes:
-    text = json.dumps(
-        _finite_json(obj), ensure_ascii=False, indent=2, allow_nan=False, default=_json_default
-    )
-    return (text + "\n").encode("utf-8")
-
-
 def write_outputs(out: Path, results: dict[str, Any], grid: np.ndarray | None) -> dict[str, Path]:
     """Write metrics.json, leaderboard.md, leaderboard.json, grid.png and report.html into ``out``
     (atomically); returns their paths by name."""
@@ -281,11 +253,11 @@ def write_outputs(out: Path, results: dict[str, Any], grid: np.ndarray | None) -
     )
     png = encode_png(grid) if grid is not None else None
     paths = {
-        "metrics.json": atomic_write(out / "metrics.json", _json_bytes(results)),
+        "metrics.json": atomic_write(out / "metrics.json", results_json(results)),
         "leaderboard.md": atomic_write(out / "leaderboard.md", md.encode("utf-8")),
         "leaderboard.json": atomic_write(
             out / "leaderboard.json",
-            _json_bytes(
+            results_json(
                 {"main_set": results["main_set"], "settings": results["settings"], "rows": rows}
             ),
         ),

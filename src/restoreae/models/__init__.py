@@ -9,8 +9,7 @@ folders, files) without importing torch. The public names below are imported laz
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from restoreae.lazy import lazy_exports
 
 #: The architecture of the CPU default model (a registry name, not a weights file).
 DEFAULT_MODEL = "unet_mobilenetv3_small"
@@ -32,14 +31,4 @@ _EXPORTS = {
 __all__ = ["DEFAULT_MODEL", *sorted(_EXPORTS)]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'restoreae.models' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"restoreae.models.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)

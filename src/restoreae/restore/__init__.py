@@ -9,16 +9,9 @@ Modules: :mod:`~restoreae.restore.preprocess` (image files → model glyphs and 
 
 from __future__ import annotations
 
+from restoreae.lazy import lazy_exports
+
 __all__ = ["ImageError", "Restorer"]
 
 
-def __getattr__(name: str):
-    if name == "Restorer":
-        from restoreae.restore.api import Restorer
-
-        return Restorer
-    if name == "ImageError":
-        from restoreae.restore.preprocess import ImageError
-
-        return ImageError
-    raise AttributeError(name)
+__getattr__, __dir__ = lazy_exports(globals(), {"ImageError": "preprocess", "Restorer": "api"})
