@@ -1,11 +1,7 @@
-"""Batched torch twins of the real stone/paper damage ops: ``weathering``, ``cracks``,
-``missing_chunk``, ``rubbing_grain``, ``ink_bleed``, ``low_contrast`` (their numpy versions:
-:mod:`restoreae.damage.ops`).
-
-Every op is ``fn(x, generator, **params) -> x`` on ``float32 (B, 1, H, W)`` in ``[0, 1]``, white
-ink (1) on black (0), computed on ``x.device`` without Python loops over samples; each sample draws
-its own parameters from ``generator``. The parameters are those of the numpy op of the same name;
-the damage is of the same kind and strength, not bit-identical.
+"""Real stone and paper damage, batched in torch: ``weathering``, ``cracks``, ``missing_chunk``,
+``rubbing_grain``, ``ink_bleed``, ``low_contrast``. Twins of the numpy ops of the same names in
+:mod:`restoreae.damage.ops`, with their parameters; see :mod:`restoreae.damage.torch_ops` for
+what a torch op takes and returns.
 """
 
 from __future__ import annotations
@@ -16,21 +12,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from restoreae.damage import torch_kernels as tk
 from restoreae.damage.registry import register_torch_damage
-from restoreae.damage.torch_kernels import (
-    dilate,
-    erode,
-    gaussian_blur,
-    ink_points,
-    per_sample,
-    pixel_coords,
-    rand,
-    randint,
-    randn,
-    size_scale,
-    smooth_noise,
-    uniform,
-)
 
 Tensor = torch.Tensor
 
@@ -42,19 +25,19 @@ def weathering(
     """Ink faded in patches below a per-sample quantile of a noise field; rough stroke edges."""
     b, _, h, w = x.shape
     dev = x.device
-    field = smooth_noise(gen, b, h, w, cells, dev)
-    q = uniform(gen, (b,), coverage, dev)
+    field = tk.smooth_noise(gen, b, h, w, cells, dev)
+    q = tk.uniform(gen, (b,), coverage, dev)
     step = max(1, min(h, w) // 32)  # the field is smooth: its quantile from a subsample
     ordered = field[:, :, ::step, ::step].reshape(b, -1).sort(dim=1).values
     t = ordered.gather(1, torch.round(q * (ordered.shape[1] - 1)).long()[:, None])
-    soft = ((field - per_sample(t)) * 25.0).clamp(0.0, 1.0)
-    out = x * (1.0 - per_sample(uniform(gen, (b,), depth, dev)) * (1.0 - soft))
-    band = max(1, round(size_scale(x)))
-    edge_px = (x - erode(x, 2 * band + 1)) > 0.25
+    soft = ((field - tk.per_sample(t)) * 25.0).clamp(0.0, 1.0)
+    out = x * (1.0 - tk.per_sample(tk.uniform(gen, (b,), depth, dev)) * (1.0 - soft))
+    band = max(1, round(tk.size_scale(x)))
+    edge_px = (x - tk.erode(x, 2 * band + 1)) > 0.25
     fine = F.interpolate(
-        rand(gen, (b, 1, max(2, h // 3), max(2, w // 3)), dev), size=(h, w), mode="bilinear"
+        tk.rand(gen, (b, 1, max(2, h // 3), max(2, w // 3)), dev), size=(h, w), mode="bilinear"
     )
-    rough = edge_px & (fine < per_sample(uniform(gen, (b,), edge, dev)))
+    rough = edge_px & (fine < tk.per_sample(tk.uniform(gen, (b,), edge, dev)))
     return torch.where(rough, 0.0, out)
 
 
@@ -76,19 +59,19 @@ def cracks(
     b, _, h, w = x.shape
     dev = x.device
     side = min(h, w)
-    count = randint(gen, (b,), n, dev)
+    count = tk.randint(gen, (b,), n, dev)
     c = int(count.max())
-    cy, cx = ink_points(gen, x, c)  # every crack passes through an ink pixel
+    cy, cx = tk.ink_points(gen, x, c)  # every crack passes through an ink pixel
     step = max(2.0, 0.06 * side)
-    steps = torch.round(uniform(gen, (b, c), length, dev) * side / step).long().clamp(min=2)
-    first = torch.round(steps * (0.3 + 0.4 * rand(gen, (b, c), dev))).long()
+    steps = torch.round(tk.uniform(gen, (b, c), length, dev) * side / step).long().clamp(min=2)
+    first = torch.round(steps * (0.3 + 0.4 * tk.rand(gen, (b, c), dev))).long()
     first = torch.minimum(first.clamp(min=1), steps - 1)
-    heading = rand(gen, (b, c), dev) * (2 * math.pi)
+    heading = tk.rand(gen, (b, c), dev) * (2 * math.pi)
     mh = int(steps.max())
     # AR(1) direction deviations d_i = 0.6 d_(i-1) + wiggle * N(0, 1), two walks per crack
     i = torch.arange(mh, device=dev, dtype=torch.float32)
     decay = torch.tril(0.6 ** (i[:, None] - i[None]).clamp(min=0))
-    turn = (randn(gen, (b, c, 2, mh), dev) * wiggle) @ decay.T
+    turn = (tk.randn(gen, (b, c, 2, mh), dev) * wiggle) @ decay.T
     ang = torch.stack([heading, heading + math.pi], dim=2)[..., None] + turn  # (B, C, 2, M)
     vx = torch.cumsum(step * torch.cos(ang), 3)
     vy = torch.cumsum(step * torch.sin(ang), 3)
@@ -104,8 +87,8 @@ def cracks(
     ok &= torch.arange(mh, device=dev).view(1, 1, 1, -1, 1) < n_seg[..., None, None]
     ok &= torch.arange(c, device=dev).view(1, -1, 1, 1, 1) < count.view(-1, 1, 1, 1, 1)
     # two line planes per sample: dark cracks and light cracks (level = the light value)
-    is_bright = rand(gen, (b, c), dev) < p_bright
-    level = torch.where(is_bright, uniform(gen, (b, c), bright, dev), 1.0)
+    is_bright = tk.rand(gen, (b, c), dev) < p_bright
+    level = torch.where(is_bright, tk.uniform(gen, (b, c), bright, dev), 1.0)
     value = ok * level[..., None, None, None]
     plane = is_bright.long()[..., None, None, None].expand_as(iy) * (h * w)
     flat = plane + iy.clamp(0, h - 1) * w + ix.clamp(0, w - 1)
@@ -113,12 +96,12 @@ def cracks(
     lines.scatter_reduce_(1, flat.reshape(b, -1), value.reshape(b, -1).to(x.dtype), reduce="amax")
     lines = lines.view(b, 2, h, w)
     # width per sample; a half-strength rim one pixel wide, like an anti-aliased line
-    thick = torch.round(uniform(gen, (b,), width, dev) * size_scale(x)).long().clamp(min=1)
+    thick = torch.round(tk.uniform(gen, (b,), width, dev) * tk.size_scale(x)).long().clamp(min=1)
     mask = torch.empty_like(lines)
     for kv in torch.unique(thick).tolist():
         idx = torch.nonzero(thick == kv).squeeze(1)
         sub_lines = lines[idx]
-        mask[idx] = torch.maximum(dilate(sub_lines, kv), 0.5 * dilate(sub_lines, kv + 2))
+        mask[idx] = torch.maximum(tk.dilate(sub_lines, kv), 0.5 * tk.dilate(sub_lines, kv + 2))
     return torch.maximum(x * (1.0 - mask[:, :1]), mask[:, 1:])
 
 
@@ -132,8 +115,8 @@ def _chunk_mask(
     """
     b, dev = cy.shape[0], cy.device
     harmonic = torch.arange(2, 6, device=dev, dtype=torch.float32).view(1, 4, 1, 1)
-    amp = (2.0 * rand(gen, (b, 4), dev) - 1.0).view(b, 4, 1, 1) * roughness / (harmonic - 1)
-    phase = (rand(gen, (b, 4), dev) * (2 * math.pi)).view(b, 4, 1, 1)
+    amp = (2.0 * tk.rand(gen, (b, 4), dev) - 1.0).view(b, 4, 1, 1) * roughness / (harmonic - 1)
+    phase = (tk.rand(gen, (b, 4), dev) * (2 * math.pi)).view(b, 4, 1, 1)
     ch, cw = max(2, h // 4), max(2, w // 4)
     cyy = (torch.arange(ch, device=dev, dtype=torch.float32) + 0.5) * (h / ch) - 0.5
     cxx = (torch.arange(cw, device=dev, dtype=torch.float32) + 0.5) * (w / cw) - 0.5
@@ -141,8 +124,8 @@ def _chunk_mask(
         cyy.view(1, -1, 1) - cy.view(b, 1, 1), cxx.view(1, 1, -1) - cx.view(b, 1, 1)
     )
     wave = (amp * torch.cos(harmonic * theta[:, None] + phase)).sum(1, keepdim=True)
-    radius = F.interpolate(1.0 + wave, size=(h, w), mode="bilinear") * per_sample(r)
-    yy, xx = pixel_coords(h, w, dev)
+    radius = F.interpolate(1.0 + wave, size=(h, w), mode="bilinear") * tk.per_sample(r)
+    yy, xx = tk.pixel_coords(h, w, dev)
     dist2 = ((yy - cy.view(b, 1, 1)) ** 2 + (xx - cx.view(b, 1, 1)) ** 2).unsqueeze(1)
     return dist2 < radius * radius
 
@@ -165,23 +148,23 @@ def missing_chunk(
     b, _, h, w = x.shape
     dev = x.device
     side = min(h, w)
-    u = rand(gen, (b,), dev)
+    u = tk.rand(gen, (b,), dev)
     corner, edge = u < p_corner, (u >= p_corner) & (u < p_corner + p_edge)
-    fu = rand(gen, (b,), dev)
+    fu = tk.rand(gen, (b,), dev)
     texture, bright = fu < p_texture, (fu >= p_texture) & (fu < p_texture + p_bright)
     background = ~(texture | bright)
-    size1, size2 = uniform(gen, (b,), size, dev), uniform(gen, (b,), size, dev)
+    size1, size2 = tk.uniform(gen, (b,), size, dev), tk.uniform(gen, (b,), size, dev)
     # corner centres
-    ccy = (rand(gen, (b,), dev) < 0.5).float() * (h - 1)
-    ccx = (rand(gen, (b,), dev) < 0.5).float() * (w - 1)
+    ccy = (tk.rand(gen, (b,), dev) < 0.5).float() * (h - 1)
+    ccx = (tk.rand(gen, (b,), dev) < 0.5).float() * (w - 1)
     # edge centres
-    t = 0.15 + 0.7 * rand(gen, (b,), dev)
-    which = (rand(gen, (b,), dev) * 4).long().clamp(max=3)
+    t = 0.15 + 0.7 * tk.rand(gen, (b,), dev)
+    which = (tk.rand(gen, (b,), dev) * 4).long().clamp(max=3)
     ecy = torch.stack([torch.zeros_like(t), torch.full_like(t, h - 1.0), t * h, t * h])
     ecx = torch.stack([t * w, t * w, torch.zeros_like(t), torch.full_like(t, w - 1.0)])
     ecy, ecx = ecy.gather(0, which[None])[0], ecx.gather(0, which[None])[0]
     # holes on ink (the second point is for the fallback hole)
-    hy, hx = ink_points(gen, x, 2)
+    hy, hx = tk.ink_points(gen, x, 2)
     cy = torch.where(corner, ccy, torch.where(edge, ecy, hy[:, 0]))
     cx = torch.where(corner, ccx, torch.where(edge, ecx, hx[:, 0]))
     r = size1 * side * torch.where(corner, 2.2, torch.where(edge, 1.6, 1.0))
@@ -195,12 +178,12 @@ def missing_chunk(
         n = filled.numel()
         level = torch.where(
             texture[filled],
-            uniform(gen, (n,), texture_level, dev) / 255.0,
-            uniform(gen, (n,), (200, 255), dev) / 255.0,
+            tk.uniform(gen, (n,), texture_level, dev) / 255.0,
+            tk.uniform(gen, (n,), (200, 255), dev) / 255.0,
         )
-        tex = 0.6 + 0.4 * smooth_noise(gen, n, h, w, 6, dev)
-        tex = tex + 0.08 * randn(gen, (n, 1, h, w), dev)
-        fill = (per_sample(level) * tex).clamp(0.0, 1.0)
+        tex = 0.6 + 0.4 * tk.smooth_noise(gen, n, h, w, 6, dev)
+        tex = tex + 0.08 * tk.randn(gen, (n, 1, h, w), dev)
+        fill = (tk.per_sample(level) * tex).clamp(0.0, 1.0)
         out[filled] = torch.where(mask[filled], fill, out[filled])
     return out
 
@@ -219,14 +202,14 @@ def rubbing_grain(
     """Multiplicative smoothed-Gaussian grain on ink, additive grain on background, salt/pepper."""
     b, _, h, w = x.shape
     dev = x.device
-    sigma = uniform(gen, (b,), grain, dev) * size_scale(x)
-    g = gaussian_blur(randn(gen, (b, 1, h, w), dev), sigma)
+    sigma = tk.uniform(gen, (b,), grain, dev) * tk.size_scale(x)
+    g = tk.gaussian_blur(tk.randn(gen, (b, 1, h, w), dev), sigma)
     g = g / g.flatten(1).std(dim=1).clamp(min=1e-6).view(b, 1, 1, 1)
-    out = x * (1.0 + per_sample(uniform(gen, (b,), amount, dev)) * g)
-    out = out + per_sample(uniform(gen, (b,), background, dev) / 255.0) * g.clamp(0.0, 2.0)
-    u = rand(gen, (b, 1, h, w), dev)
-    out = torch.where(u < per_sample(uniform(gen, (b,), pepper, dev)), 0.0, out)
-    out = torch.where(u > 1.0 - per_sample(uniform(gen, (b,), salt, dev)), 1.0, out)
+    out = x * (1.0 + tk.per_sample(tk.uniform(gen, (b,), amount, dev)) * g)
+    out = out + tk.per_sample(tk.uniform(gen, (b,), background, dev) / 255.0) * g.clamp(0.0, 2.0)
+    u = tk.rand(gen, (b, 1, h, w), dev)
+    out = torch.where(u < tk.per_sample(tk.uniform(gen, (b,), pepper, dev)), 0.0, out)
+    out = torch.where(u > 1.0 - tk.per_sample(tk.uniform(gen, (b,), salt, dev)), 1.0, out)
     return out.clamp(0.0, 1.0)
 
 
@@ -243,12 +226,12 @@ def ink_bleed(
     """Strokes grow where the blurred ink exceeds a noisy threshold, with feathered edges."""
     b, _, h, w = x.shape
     dev = x.device
-    s = (uniform(gen, (b,), sigma, dev) * size_scale(x)).clamp(min=0.5)
-    spread = gaussian_blur(x, s)
-    noise = smooth_noise(gen, b, h, w, cells, dev) - 0.5
-    irr = per_sample(uniform(gen, (b,), irregularity, dev))
-    t = per_sample(uniform(gen, (b,), threshold, dev)) * (1.0 + 2.0 * irr * noise)
-    strength = per_sample(0.8 + 0.2 * rand(gen, (b,), dev))
+    s = (tk.uniform(gen, (b,), sigma, dev) * tk.size_scale(x)).clamp(min=0.5)
+    spread = tk.gaussian_blur(x, s)
+    noise = tk.smooth_noise(gen, b, h, w, cells, dev) - 0.5
+    irr = tk.per_sample(tk.uniform(gen, (b,), irregularity, dev))
+    t = tk.per_sample(tk.uniform(gen, (b,), threshold, dev)) * (1.0 + 2.0 * irr * noise)
+    strength = tk.per_sample(0.8 + 0.2 * tk.rand(gen, (b,), dev))
     bled = ((spread - t) / 0.08).clamp(0.0, 1.0) * strength
     return torch.maximum(x, bled)
 
@@ -266,7 +249,9 @@ def low_contrast(
     """Ink scaled to ``contrast`` above an uneven low-frequency background level."""
     b, _, h, w = x.shape
     dev = x.device
-    field = smooth_noise(gen, b, h, w, cells, dev)
-    u = per_sample(uniform(gen, (b,), unevenness, dev))
-    bg = per_sample(uniform(gen, (b,), background, dev)) * (1.0 - u + u * field)
-    return (bg + x * per_sample(uniform(gen, (b,), contrast, dev)) * (1.0 - bg)).clamp(0.0, 1.0)
+    field = tk.smooth_noise(gen, b, h, w, cells, dev)
+    u = tk.per_sample(tk.uniform(gen, (b,), unevenness, dev))
+    bg = tk.per_sample(tk.uniform(gen, (b,), background, dev)) * (1.0 - u + u * field)
+    return (bg + x * tk.per_sample(tk.uniform(gen, (b,), contrast, dev)) * (1.0 - bg)).clamp(
+        0.0, 1.0
+    )

@@ -1,10 +1,7 @@
-"""Batched torch twins of the seed's damage ops (RestoreAE-Zi): ``erode_dilate``, ``rectangles``,
-``polygons``, ``blur``, ``blob_noise`` (their numpy versions: :mod:`restoreae.damage.ops`).
-
-Every op is ``fn(x, generator, **params) -> x`` on ``float32 (B, 1, H, W)`` in ``[0, 1]``, white
-ink (1) on black (0), computed on ``x.device`` without Python loops over samples; each sample draws
-its own parameters from ``generator``. The parameters are those of the numpy op of the same name;
-the damage is of the same kind and strength, not bit-identical.
+"""The seed's damage ops (RestoreAE-Zi), batched in torch: ``erode_dilate``, ``rectangles``,
+``polygons``, ``blur``, ``blob_noise``, each the twin of the numpy op of the same name in
+:mod:`restoreae.damage.ops` (same parameters; damage of the same kind and strength, not
+bit-identical). The contract of a torch op is in :mod:`restoreae.damage.torch_ops`.
 """
 
 from __future__ import annotations
@@ -14,20 +11,8 @@ from typing import Any
 
 import torch
 
+from restoreae.damage import torch_kernels as tk
 from restoreae.damage.registry import register_torch_damage
-from restoreae.damage.torch_kernels import (
-    bounds,
-    dilate,
-    erode,
-    gaussian_blur,
-    ink_points,
-    per_sample,
-    pixel_coords,
-    rand,
-    randint,
-    size_scale,
-    uniform,
-)
 
 Tensor = torch.Tensor
 
@@ -36,14 +21,18 @@ Tensor = torch.Tensor
 def erode_dilate(x: Tensor, gen: torch.Generator, *, kernel: Any, p_dilate: float) -> Tensor:
     """Per-sample erosion or dilation (square kernel ≥ 2), grouped by kernel size."""
     b, dev = x.shape[0], x.device
-    k = torch.round(randint(gen, (b,), kernel, dev).float() * size_scale(x)).long().clamp(min=2)
-    dil = rand(gen, (b,), dev) < p_dilate
+    k = (
+        torch.round(tk.randint(gen, (b,), kernel, dev).float() * tk.size_scale(x))
+        .long()
+        .clamp(min=2)
+    )
+    dil = tk.rand(gen, (b,), dev) < p_dilate
     out = x.clone()
     for kv in torch.unique(k).tolist():
         for d in (True, False):
             idx = torch.nonzero((k == kv) & (dil == d)).squeeze(1)
             if idx.numel():
-                out[idx] = dilate(x[idx], kv) if d else erode(x[idx], kv)
+                out[idx] = tk.dilate(x[idx], kv) if d else tk.erode(x[idx], kv)
     return out
 
 
@@ -53,13 +42,13 @@ def rectangles(x: Tensor, gen: torch.Generator, *, n: Any, size: Any, shift: Any
     are summed, then clipped once (the numpy op clips after each rectangle)."""
     b, _, h, w = x.shape
     dev = x.device
-    count = randint(gen, (b,), n, dev)
+    count = tk.randint(gen, (b,), n, dev)
     nmax = int(count.max())
-    sizes = uniform(gen, (b, nmax, 2), size, dev)
-    corners = rand(gen, (b, nmax, 2), dev)
-    sign = torch.where(rand(gen, (b, nmax), dev) < 0.5, -1.0, 1.0)
+    sizes = tk.uniform(gen, (b, nmax, 2), size, dev)
+    corners = tk.rand(gen, (b, nmax, 2), dev)
+    sign = torch.where(tk.rand(gen, (b, nmax), dev) < 0.5, -1.0, 1.0)
     active = torch.arange(nmax, device=dev)[None] < count[:, None]
-    shifts = randint(gen, (b, nmax), shift, dev).float() * sign / 255.0 * active
+    shifts = tk.randint(gen, (b, nmax), shift, dev).float() * sign / 255.0 * active
     rh = torch.round(sizes[..., 0] * h).clamp(min=1)
     rw = torch.round(sizes[..., 1] * w).clamp(min=1)
     y0 = torch.floor(corners[..., 0] * (h - rh + 1))
@@ -89,27 +78,27 @@ def polygons(
     b, _, h, w = x.shape
     dev = x.device
     side = min(h, w)
-    count = randint(gen, (b,), n, dev)
+    count = tk.randint(gen, (b,), n, dev)
     pmax = int(count.max())
-    mmax = max(3, round(bounds(vertices)[1]))
-    yy, xx = pixel_coords(h, w, dev)
-    iys, ixs = ink_points(gen, x, pmax)
+    mmax = max(3, round(tk.bounds(vertices)[1]))
+    yy, xx = tk.pixel_coords(h, w, dev)
+    iys, ixs = tk.ink_points(gen, x, pmax)
     out = x
     for p in range(pmax):
-        black = rand(gen, (b,), dev) < p_black
-        uy, ux = rand(gen, (b,), dev) * h, rand(gen, (b,), dev) * w
+        black = tk.rand(gen, (b,), dev) < p_black
+        uy, ux = tk.rand(gen, (b,), dev) * h, tk.rand(gen, (b,), dev) * w
         cy, cx = torch.where(black, iys[:, p], uy), torch.where(black, ixs[:, p], ux)
-        value = torch.where(black, 0.0, randint(gen, (b,), grey, dev).float() / 255.0)
-        m = randint(gen, (b,), vertices, dev).clamp(min=3)
+        value = torch.where(black, 0.0, tk.randint(gen, (b,), grey, dev).float() / 255.0)
+        m = tk.randint(gen, (b,), vertices, dev).clamp(min=3)
         # jittered even angles (every gap < pi: the centre is inside); unused vertices repeat
         # the last one (zero-length edges do not cut)
         slot = torch.arange(mmax, device=dev, dtype=torch.float32)[None]
         slot = torch.minimum(slot, (m - 1)[:, None].float())
-        slot = slot + 0.4 * (rand(gen, (b, mmax), dev) - 0.5)
+        slot = slot + 0.4 * (tk.rand(gen, (b, mmax), dev) - 0.5)
         used = torch.arange(mmax, device=dev)[None] < m[:, None]
         slot = torch.where(used, slot, slot.gather(1, (m - 1)[:, None]))
-        ang = rand(gen, (b, 1), dev) * (2 * math.pi) + 2 * math.pi * slot / m[:, None]
-        r = uniform(gen, (b,), radius, dev)[:, None] * side
+        ang = tk.rand(gen, (b, 1), dev) * (2 * math.pi) + 2 * math.pi * slot / m[:, None]
+        r = tk.uniform(gen, (b,), radius, dev)[:, None] * side
         px, py = cx[:, None] + r * torch.cos(ang), cy[:, None] + r * torch.sin(ang)
         # vertices in increasing angle: the interior is left of every edge (cross >= 0)
         inner = None
@@ -120,7 +109,7 @@ def polygons(
             cross = ex * (yy - y1) - ey * (xx - x1)
             inner = cross if inner is None else torch.minimum(inner, cross)
         inside = ((inner >= 0) & (count > p)[:, None, None]).unsqueeze(1)
-        out = torch.where(inside, per_sample(value), out)
+        out = torch.where(inside, tk.per_sample(value), out)
     return out
 
 
@@ -128,10 +117,10 @@ def polygons(
 def blur(x: Tensor, gen: torch.Generator, *, kernel: Any) -> Tensor:
     """Gaussian blur, per-sample odd kernel (sigma from the kernel size, as OpenCV)."""
     b, dev = x.shape[0], x.device
-    k = torch.round(randint(gen, (b,), kernel, dev).float() * size_scale(x)).long()
+    k = torch.round(tk.randint(gen, (b,), kernel, dev).float() * tk.size_scale(x)).long()
     k = (k | 1).clamp(min=3)
     sigma = 0.3 * ((k.float() - 1) * 0.5 - 1) + 0.8
-    return gaussian_blur(x, sigma, k // 2)
+    return tk.gaussian_blur(x, sigma, k // 2)
 
 
 @register_torch_damage("blob_noise")
@@ -141,18 +130,18 @@ def blob_noise(
     """Sparse points scattered into a +plane and a -plane, dilated by max-pooling into blobs."""
     b, _, h, w = x.shape
     dev = x.device
-    s = size_scale(x)
-    count = torch.round(randint(gen, (b,), points, dev).float() * s * s).long().clamp(min=1)
+    s = tk.size_scale(x)
+    count = torch.round(tk.randint(gen, (b,), points, dev).float() * s * s).long().clamp(min=1)
     nmax = int(count.max())
-    flat = (rand(gen, (b, nmax), dev) * h).long().clamp(max=h - 1) * w
-    flat = flat + (rand(gen, (b, nmax), dev) * w).long().clamp(max=w - 1)
+    flat = (tk.rand(gen, (b, nmax), dev) * h).long().clamp(max=h - 1) * w
+    flat = flat + (tk.rand(gen, (b, nmax), dev) * w).long().clamp(max=w - 1)
     active = torch.arange(nmax, device=dev)[None] < count[:, None]
-    values = randint(gen, (b, nmax), amount, dev).float() / 255.0 * active
-    positive = (rand(gen, (b, nmax), dev) < 0.5) & active
+    values = tk.randint(gen, (b, nmax), amount, dev).float() / 255.0 * active
+    positive = (tk.rand(gen, (b, nmax), dev) < 0.5) & active
     positive[:, 0] |= ~positive.any(dim=1)  # at least one raising blob per sample
     plane = (~positive).long()  # plane 0: raise, plane 1: lower
     planes = torch.zeros(b, 2 * h * w, device=dev, dtype=x.dtype)
     planes.scatter_reduce_(1, plane * (h * w) + flat, values.to(x.dtype), reduce="amax")
     k = max(3, round(kernel * s) | 1)
-    blobs = dilate(planes.view(b, 2, h, w), k)
+    blobs = tk.dilate(planes.view(b, 2, h, w), k)
     return (x + blobs[:, :1] - blobs[:, 1:]).clamp(0.0, 1.0)

@@ -59,17 +59,21 @@ MetricFn = Callable[[np.ndarray, np.ndarray], "float | np.ndarray"]
 @dataclass(frozen=True)
 class Metric:
     """A registered metric: ``fn`` (see :data:`MetricFn`; uint8 or float images, the conventions
-    of this module), ``short`` name ("PSNR"), column ``label`` ("PSNR (dB)"), ``fmt`` (format
-    spec in the leaderboard), ``table_fmt`` (format in the compact tables: per-damage cells and
-    the quality table; None: leaderboard only), ``convention`` (one clause for the reports)."""
+    of this module), column ``label`` ("NAME" or "NAME (unit)"), ``fmt`` (format spec in the
+    leaderboard), ``table_fmt`` (format in the compact tables: per-damage cells and the quality
+    table; None: leaderboard only), ``convention`` (one clause for the reports)."""
 
     name: str
     fn: MetricFn
-    short: str
     label: str
     fmt: str
     table_fmt: str | None
     convention: str
+
+    @property
+    def short(self) -> str:
+        """The label without its unit ("PSNR" of "PSNR (dB)")."""
+        return self.label.split(" (")[0]
 
 
 #: The registered metrics, in column order (a :class:`~restoreae.registry.Registry` of
@@ -80,7 +84,6 @@ METRICS: Registry[Metric] = Registry("metric")
 def register_metric(
     name: str,
     *,
-    short: str,
     label: str,
     fmt: str,
     table_fmt: str | None = None,
@@ -90,7 +93,7 @@ def register_metric(
     scores it and the reports show it (in the compact tables too when ``table_fmt`` is given)."""
 
     def deco(fn: MetricFn) -> MetricFn:
-        METRICS.register(name, Metric(name, fn, short, label, fmt, table_fmt, convention))
+        METRICS.register(name, Metric(name, fn, label, fmt, table_fmt, convention))
         return fn
 
     return deco
@@ -137,15 +140,17 @@ def _out(values: np.ndarray, single: bool) -> float | np.ndarray:
     return float(values[0]) if single else values
 
 
-@register_metric(
-    "psnr",
-    short="PSNR",
-    label="PSNR (dB)",
-    fmt=".2f",
-    table_fmt=".2f",
-    convention="PSNR = 10·log10(255²/MSE) per glyph on uint8 images, float64 arithmetic, no crop "
-    "border, inf for identical images",
+_PSNR = (
+    "PSNR = 10·log10(255²/MSE) per glyph on uint8 images, float64 arithmetic, no crop border, "
+    "inf for identical images"
 )
+_SSIM = (
+    "SSIM with an 11×11 Gaussian window (σ = 1.5), K1 = 0.01, K2 = 0.03, data range 255, valid "
+    "window positions"
+)
+
+
+@register_metric("psnr", label="PSNR (dB)", fmt=".2f", table_fmt=".2f", convention=_PSNR)
 def psnr(a: np.ndarray, b: np.ndarray, data_range: float | None = None) -> float | np.ndarray:
     """Peak signal-to-noise ratio in dB per image; ``inf`` where the images are identical.
 
@@ -170,15 +175,7 @@ def gaussian_window(size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA) -> np.nd
     return gaussian_1d(size, sigma, torch.zeros((), dtype=torch.float64)).numpy()
 
 
-@register_metric(
-    "ssim",
-    short="SSIM",
-    label="SSIM",
-    fmt=".4f",
-    table_fmt=".3f",
-    convention="SSIM with an 11×11 Gaussian window (σ = 1.5), K1 = 0.01, K2 = 0.03, data range "
-    "255, valid window positions",
-)
+@register_metric("ssim", label="SSIM", fmt=".4f", table_fmt=".3f", convention=_SSIM)
 def ssim(a: np.ndarray, b: np.ndarray, data_range: float | None = None) -> float | np.ndarray:
     """Structural similarity per image (Gaussian 11×11, σ=1.5, K1=0.01, K2=0.03, valid region).
 
@@ -201,9 +198,7 @@ def ssim(a: np.ndarray, b: np.ndarray, data_range: float | None = None) -> float
     return _out(values.mean(dim=(1, 2, 3)).numpy(), single)
 
 
-@register_metric(
-    "mae", short="MAE", label="MAE", fmt=".2f", convention="MAE in grey levels (0–255)"
-)
+@register_metric("mae", label="MAE", fmt=".2f", convention="MAE in grey levels (0–255)")
 def mae(a: np.ndarray, b: np.ndarray) -> float | np.ndarray:
     """Mean absolute error per image, in the input's units (grey levels for uint8).
 
