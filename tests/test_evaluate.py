@@ -370,3 +370,66 @@ def test_eval_command_errors(tiny_corpus: Path, tmp_path: Path, capsys) -> None:
     assert main([*base, "--damage", str(tmp_path / "nope.yaml")]) == 2
     assert "--damage" in capsys.readouterr().err
     assert main(["eval", "--data", str(tmp_path / "nocorpus"), "--no-ocr"]) == 2
+
+
+# --------------------------------------------------------------------------- metric registry
+def _max_error(a: np.ndarray, b: np.ndarray) -> float | np.ndarray:
+    """Largest absolute difference per image (a metric registered only by the tests below)."""
+    d = np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))
+    return d.max(axis=(-2, -1)) if d.ndim == 3 else float(d.max())
+
+
+def test_a_registered_metric_is_scored_and_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Adding a metric is one registered function: eval scores it on every set, the leaderboard
+    gets its column, and with a table format the per-damage cells show it too."""
+    from restoreae.damage.pipeline import DamageConfig
+    from restoreae.evaluate import report as rep
+    from restoreae.evaluate.candidates import baselines
+    from restoreae.evaluate.metrics import METRICS, Metric, table_metrics
+    from restoreae.evaluate.runner import build_damage_sets, evaluate
+
+    assert list(METRICS) == ["psnr", "ssim", "mae"] and [m.name for m in table_metrics()] == [
+        "psnr",
+        "ssim",
+    ]
+    metric = Metric("max_err", _max_error, "Max error (levels)", ".1f", ".0f", "max error: peak")
+    monkeypatch.setitem(METRICS._entries, "max_err", metric)
+    clean = np.zeros((3, 32, 32), np.uint8)
+    clean[:, 8:24, 12:20] = 255
+    sets = build_damage_sets(clean, DamageConfig.resolve("seed", where="test"), 0, ["blur"])
+    settings = {"split": "val", "size": 32, "seed": 0}
+    results, _ = evaluate(
+        clean, clean, ["一"] * 3, sets, baselines(), latency=False, settings=settings
+    )
+    ident = results["models"][0]
+    for name, s in sets.items():
+        assert ident["sets"][name]["max_err"] == pytest.approx(
+            np.mean(_max_error(s.damaged, clean))
+        )
+    md = rep.leaderboard_markdown(results)
+    assert "Max error (levels)" in md.splitlines()[2] and "max error: peak" in md
+    row = rep.leaderboard_rows(results)[0]
+    assert row["max_err"] == next(
+        m["sets"]["mixed"]["max_err"] for m in results["models"] if m["name"] == row["name"]
+    )
+    assert "Cells: PSNR (dB) / SSIM / Max error (levels) / OCR restored." in (
+        rep.per_damage_markdown(results)
+    )
+    assert "Max error (levels)" in rep.render_html(results)
+
+
+def test_validation_psnr_is_the_evaluation_psnr() -> None:
+    """One PSNR: validation's (float32 tensors, capped at 100 dB) is the metric's function."""
+    import torch
+
+    from restoreae.psnr import psnr_per_image
+    from restoreae.train.validate import VAL_MAX_PSNR_DB
+
+    rng = np.random.default_rng(0)
+    a = rng.random((4, 16, 16))
+    b = np.clip(a + rng.normal(0, 0.05, a.shape), 0, 1)
+    b[3] = a[3]
+    metric = psnr(a, b)
+    val = psnr_per_image(torch.from_numpy(a).float(), torch.from_numpy(b).float(), max_db=100.0)
+    assert np.allclose(val[:3].numpy(), metric[:3], atol=1e-3)
+    assert math.isinf(metric[3]) and float(val[3]) == pytest.approx(VAL_MAX_PSNR_DB)

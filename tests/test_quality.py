@@ -276,3 +276,35 @@ def test_eval_suite_errors(tmp_path: Path, capsys) -> None:
     assert "--real-dev" in capsys.readouterr().err
     assert main(["eval", "--no-ocr"]) == 2
     assert "--data" in capsys.readouterr().err
+
+
+def test_a_registered_table_metric_reaches_the_quality_table(tmp_path: Path, monkeypatch) -> None:
+    """A metric registered with a table format is scored per image and shown by the quality
+    table (summary, Markdown, CSV column) without touching the quality code."""
+    from restoreae.evaluate import quality_report as qrep
+    from restoreae.evaluate.metrics import METRICS, Metric
+
+    def max_error(a, b):
+        return float(np.abs(a.astype(np.float64) - b.astype(np.float64)).max())
+
+    monkeypatch.setitem(
+        METRICS._entries, "max_err", Metric("max_err", max_error, "Max error", ".1f", ".0f", "")
+    )
+    s = _set()
+    summary, rows = evaluate_sets(
+        [s], make_conditions(["seed"], []), IdentityRestorer(), progress=False
+    )
+    seed = summary["toy"]["conditions"]["seed"]["variants"]
+    assert (
+        seed["restored_ref"]["max_err"] > 0
+        and summary["toy"]["conditions"]["none"]["variants"]["restored_ref"]["max_err"] == 0
+    )
+    assert all("max_err" in r for r in rows)
+    settings = {"model": "m", "backend": "torch", "device": "cpu", "num": 4, "seed": 0}
+    settings |= {"damage": ["seed"], "ocr": False, "seconds": 1.0}
+    results = {"format": 1, "settings": settings, "notes": [], "sets": summary}
+    paths = qrep.write_quality(tmp_path, results, rows)
+    md = paths["quality.md"].read_text(encoding="utf-8")
+    assert "| Max error |" in md and "PSNR/SSIM/Max error: means over images" in md
+    header = paths["quality-images.csv"].read_text(encoding="utf-8").splitlines()[0]
+    assert header.split(",")[9:12] == ["psnr", "ssim", "max_err"]
