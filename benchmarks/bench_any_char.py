@@ -2,7 +2,8 @@
 
     PYTHONPATH=src .venv/bin/python benchmarks/bench_any_char.py [--model default] [--num 300]
         [--num-forms 200] [--seed 0] [--k 5] [--ocr-width 48] [--real-dev ../shared/real-dev]
-        [--sets real-dev-forms,font-forms,real-dev,font] [--out any-char.json]
+        [--sets real-dev-forms,font-forms,real-dev,font,corpus] [--data data/corpus128]
+        [--split val|heldout-writers] [--style none|writers|brush|calligraphy] [--out any-char.json]
 
 Two sets of clean glyphs (uint8 128×128, white on black), each damaged with the seed's damage pool
 (``DamageConfig()``, 3 ops per glyph, seeded exactly as ``restoreae eval`` does) and restored
@@ -13,6 +14,11 @@ through :class:`restoreae.Restorer` (the whole user path: polarity, crop, model,
   (:func:`restoreae.data.corpus.load_writer_image`).
 - **font held-out writer**: ``--num`` GB2312 level-1 characters drawn (seeded) and rendered with
   Noto Serif CJK SC (a test writer of the shipped model, never trained on).
+- **corpus** (``--sets corpus``): ``--num`` (writer, char) glyphs of a split of the corpus at
+  ``--data`` (``--split val``: the validation writers, the only set to tune ``auto`` on;
+  ``heldout-writers``: the test writers), drawn as ``restoreae eval`` draws them; with
+  ``--style`` each clean glyph is first turned into a synthetic writer's (seeded, as training
+  targets are: brush-weight strokes, warps, rough edges), so font glyphs look more like real hands.
 
 For each: OCR readability (PP-OCRv4 reads exactly the character; on real-dev the label or its
 ``alt`` traditional form both count) of the clean, damaged and restored glyphs, PSNR against the
@@ -101,6 +107,34 @@ def font_set(num: int, seed: int, traditional: bool) -> dict:
     return {"clean": np.stack(clean), "chars": chars, "alts": alts}
 
 
+def corpus_set(data: Path, split: str, num: int, seed: int, style: str | None) -> dict:
+    """``num`` seeded (writer, char) glyphs of ``split`` of the corpus at ``data``
+    (:func:`restoreae.evaluate.sets.font_set`), each styled with the ``style`` preset (None or
+    ``"none"``: as drawn) with ``torch.Generator().manual_seed(seed)``; uint8 (N, 128, 128)."""
+    from restoreae.damage.style import build_style
+    from restoreae.evaluate.sets import font_set as corpus_font_set
+
+    found = corpus_font_set(data, split, num, seed)
+    clean = np.stack(found.images)
+    if clean.shape[1:] != (SIZE, SIZE):
+        raise SystemExit(
+            f"--data: {data} holds {clean.shape[1]} px glyphs, this script uses {SIZE}"
+        )
+    transform = build_style(None if style in (None, "none") else style)
+    if transform is not None:
+        import torch
+
+        x = torch.from_numpy(clean).float().div(255.0)[:, None]
+        x = transform(x, torch.Generator().manual_seed(seed))
+        clean = (x[:, 0] * 255.0).round().clamp(0, 255).byte().numpy()
+    return {"clean": clean, "chars": list(found.chars), "alts": list(found.chars)}
+
+
+def damage(clean: np.ndarray, seed: int) -> np.ndarray:
+    """The seed's damage pool (``DamageConfig()``, 3 ops), seeded as ``restoreae eval`` does."""
+    return build_damage_sets(clean, _damage_config(), seed)[MAIN_SET].damaged
+
+
 def readable(judge: OcrJudge, images: list[np.ndarray], accepted: list[set[str]]) -> np.ndarray:
     readings = judge.read(images)
     return np.array([normalize_reading(t) in ok for t, ok in zip(readings, accepted, strict=True)])
@@ -131,7 +165,7 @@ def score(judge, restored, clean, accepted) -> dict:
 def evaluate_set(name: str, data: dict, restorer: Restorer, judge: OcrJudge, seed: int) -> dict:
     clean = data["clean"]
     accepted = [{c, a} for c, a in zip(data["chars"], data["alts"], strict=True)]
-    damaged = build_damage_sets(clean, _damage_config(), seed)[MAIN_SET].damaged
+    damaged = damage(clean, seed)
     res: dict = {"n": len(clean)}
     res["clean_ocr"] = float(readable(judge, list(clean), accepted).mean())
     res["damaged"] = score(judge, list(damaged), clean, accepted)
@@ -164,7 +198,7 @@ def evaluate_forms(name: str, data: dict, restorer: Restorer, judge: OcrJudge, s
     """Traditional-form glyphs restored with the traditional form given, drawn as given vs t2s."""
     clean = data["clean"]
     accepted = [{c, a} for c, a in zip(data["chars"], data["alts"], strict=True)]
-    damaged = build_damage_sets(clean, _damage_config(), seed)[MAIN_SET].damaged
+    damaged = damage(clean, seed)
     res: dict = {"n": len(clean), "clean_ocr": float(readable(judge, list(clean), accepted).mean())}
     default = restorer.reference_renderer
     meta = restorer.metadata
@@ -207,9 +241,22 @@ def main() -> int:
         help="the judge's line width (48: ~5x faster than the 320 of `eval`; auto's own "
         "recogniser keeps its default)",
     )
-    p.add_argument("--min-confidence", type=float, default=None)
+    p.add_argument("--min-confidence", type=float, default=None, help="auto's (default: its own)")
+    p.add_argument("--proposal-weight", type=float, default=None, help="auto's (default: its own)")
     p.add_argument("--real-dev", type=Path, default=ROOT.parent / "shared" / "real-dev")
     p.add_argument("--sets", default="real-dev-forms,font-forms,real-dev,font")
+    p.add_argument(
+        "--data", type=Path, default=ROOT / "data" / "corpus128", help="for --sets corpus"
+    )
+    p.add_argument(
+        "--split",
+        default="heldout-writers",
+        choices=["val", "heldout-writers"],
+        help="the corpus split of --sets corpus (val: validation writers, for tuning)",
+    )
+    p.add_argument(
+        "--style", default="none", help="style preset for --sets corpus (none: as drawn)"
+    )
     p.add_argument("--out", type=Path, default=None, help="write the figures as JSON")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (quality only)")
     args = p.parse_args()
@@ -220,15 +267,19 @@ def main() -> int:
     restorer = Restorer.from_pretrained(args.model)
     restorer.reference_renderer = renderer_for_model(restorer.metadata, restorer.img_size)
     judge = OcrJudge(line_width=args.ocr_width)
-    restorer.picker(k=args.k, min_confidence=args.min_confidence)
+    restorer.picker(
+        k=args.k, min_confidence=args.min_confidence, proposal_weight=args.proposal_weight
+    )
     sets = args.sets.split(",")
     results: dict = {
         "model": str(restorer.model_path),
         "seed": args.seed,
         "k": args.k,
         "judge_line_width": args.ocr_width,
+        "corpus_set": {"data": str(args.data), "split": args.split, "style": args.style},
     }
     results["min_confidence"] = restorer.picker().min_confidence
+    results["proposal_weight"] = restorer.picker().proposal_weight
     have_real = (args.real_dev / "labels.csv").is_file()
     jobs = {
         "real-dev-forms": lambda: evaluate_forms(
@@ -242,6 +293,11 @@ def main() -> int:
         ),
         "font": lambda: evaluate_set(
             "font", font_set(args.num, args.seed, traditional=False), *common
+        ),
+        "corpus": lambda: evaluate_set(
+            f"corpus {args.split} style={args.style}",
+            corpus_set(args.data, args.split, args.num, args.seed, args.style),
+            *common,
         ),
     }
     common = (restorer, judge, args.seed)

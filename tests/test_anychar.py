@@ -306,6 +306,95 @@ def test_auto_falls_back_to_no_reference_when_unsure(tiny_model) -> None:
     np.testing.assert_array_equal(found.image, r.restore(img, char=None))
 
 
+def test_candidate_confidence_rule() -> None:
+    """proposal ** w * read-back ** (1 - w), the proposal the larger of the damaged glyph's and
+    the first restoration's probability; w = 0.5 by default (the plain geometric mean)."""
+    from restoreae.restore.auto import PROPOSAL_WEIGHT, candidate_confidence
+
+    pd = np.array([0.0, 0.0, 0.05, 0.94, 0.0, 1.0, 0.3])
+    pf = np.array([0.11, 0.0, 0.07, 0.93, 0.0, 1.0, 0.0])
+    rb = np.array([0.98, 1.0, 0.99, 0.82, 0.0, 1.0, 0.5])
+    assert PROPOSAL_WEIGHT == 0.5
+    conf = candidate_confidence(pd, pf, rb)
+    np.testing.assert_allclose(conf, np.sqrt(np.maximum(pd, pf) * rb), rtol=1e-12)
+    tuned = candidate_confidence(pd, pf, rb, proposal_weight=0.1)  # the validation writers' best
+    expected = [0.11**0.1 * 0.98**0.9, 0, 0.07**0.1 * 0.99**0.9, 0.94**0.1 * 0.82**0.9, 0, 1, 0]
+    expected[6] = 0.3**0.1 * 0.5**0.9
+    np.testing.assert_allclose(tuned, expected, rtol=1e-12)
+    # never proposed (a traditional twin read back through its simplified drawing): 0 either way;
+    # read back best but hardly proposed (檀 over a damaged 擅): loses to the proposed one
+    assert conf[1] == tuned[1] == 0.0 and conf[2] < conf[3] and tuned[2] < tuned[3]
+    # read back well but proposed weakly: kept by the tuned rule, not by the default
+    assert tuned[0] >= 0.45 and conf[0] < 0.5
+    with pytest.raises(ValueError, match="proposal_weight"):
+        candidate_confidence(pd, pf, rb, proposal_weight=1.5)
+    with pytest.raises(ValueError, match="candidates"):
+        candidate_confidence(np.zeros(2), np.zeros(2), np.zeros(3))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        candidate_confidence(np.array([1.5]), np.zeros(1), np.zeros(1))
+
+
+class _FakeJudge:
+    """A recogniser with fixed answers: ``rows[i]`` is glyph ``i``'s probability per character of
+    ``alphabet`` (index 0 the CTC blank, the last a space); reading back gives ``readback[c]``."""
+
+    alphabet = ["", "永", "a", "和", "山", " "]
+
+    def __init__(self, rows: list[list[float]], readback: dict[str, float]) -> None:
+        self.rows = np.array(rows, np.float64)
+        self.readback = readback
+        self.read_back: list[set[str]] = []
+
+    def char_probabilities(self, images) -> np.ndarray:
+        assert len(images) == len(self.rows)
+        return self.rows
+
+    def confidence(self, images, chars) -> np.ndarray:
+        self.read_back.extend(set(c) for c in chars)
+        return np.array([max(self.readback.get(c, 0.0) for c in cs) for cs in chars])
+
+
+def test_auto_proposes_and_picks_by_the_rule(tiny_model) -> None:
+    """Candidates are the k drawable CJK characters most probable in the damaged glyph or its first
+    restoration, with both probabilities; the kept one is the most confident by
+    candidate_confidence, its restoration the model's with its reference; below the threshold
+    the first restoration is kept."""
+    from restoreae.restore.api import Restorer
+    from restoreae.restore.auto import CharPicker, candidate_confidence
+
+    r = Restorer(tiny_model, backend="torch")
+    img = _scan("永", MODEL_SIZE)
+    prep = r.prepare(img, None)
+    # glyph 0: the damaged one; glyph 1: its first restoration. "a" is no CJK ideograph, index 0
+    # and the last are the blank and the space: never candidates
+    rows = [[0.5, 0.25, 0.6, 0.2, 0.0, 0.9], [0.5, 0.0, 0.0, 0.05, 0.3, 0.9]]
+    judge = _FakeJudge(rows, {"永": 0.95, "和": 0.2, "山": 0.3})
+    picker = CharPicker(r, k=2, min_confidence=0.45, judge=judge)
+    assert picker.propose([prep.glyph], [prep.glyph]) == [[("山", 0.0, 0.3), ("永", 0.25, 0.0)]]
+    picker = CharPicker(r, k=3, min_confidence=0.45, judge=judge)
+    t = picker.trials([prep])
+    assert t.chars == ["山", "永", "和"] and t.image.tolist() == [0, 0, 0]
+    np.testing.assert_allclose(t.p_damaged, [0.0, 0.25, 0.2])
+    np.testing.assert_allclose(t.p_first, [0.3, 0.0, 0.05])
+    np.testing.assert_allclose(t.readback, [0.3, 0.95, 0.2])
+    assert t.restored.shape[0] == 3 and t.first.shape[0] == 1
+    conf = candidate_confidence(t.p_damaged, t.p_first, t.readback)
+    ((choice, y),) = picker.pick([prep])
+    best = int(np.argmax(conf))
+    assert choice.char == t.chars[best] == "永" and choice.confidence == pytest.approx(conf[best])
+    assert [c for c, _ in choice.candidates] == ["永", "山", "和"]
+    expected = r.run(r.model_input(prep, "永")[None])[0]
+    np.testing.assert_allclose(y, expected, atol=1e-5)
+    ((choice, _),) = CharPicker(r, 3, 0.1, judge, proposal_weight=1.0).pick([prep])
+    assert choice.char == "山"  # by the proposal alone
+    with pytest.raises(RestoreAEError, match="proposal_weight"):
+        CharPicker(r, judge=judge, proposal_weight=-0.1)
+    unsure = CharPicker(r, k=3, min_confidence=0.99, judge=judge)
+    ((choice, y),) = unsure.pick([prep])
+    assert choice.char is None and choice.confidence == pytest.approx(conf[best])
+    np.testing.assert_allclose(y, r.run(r.model_input(prep, None, use_reference=False)[None])[0])
+
+
 def test_chars_csv_accepts_auto_on_its_first_line(tmp_path) -> None:
     from restoreae.restore.command import CharMap
 

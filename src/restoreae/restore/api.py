@@ -265,21 +265,26 @@ class Restorer:
             return self.restore_auto([image], polarity=polarity)[0]
         return self.restore_many([image], [char], batch_size=1, polarity=polarity)[0]
 
-    def picker(self, k: int | None = None, min_confidence: float | None = None) -> CharPicker:
+    def picker(
+        self,
+        k: int | None = None,
+        min_confidence: float | None = None,
+        proposal_weight: float | None = None,
+    ) -> CharPicker:
         """The :class:`~restoreae.restore.auto.CharPicker` used by ``char="auto"`` (created once;
-        ``k`` / ``min_confidence`` replace its settings)."""
+        ``k`` / ``min_confidence`` / ``proposal_weight`` replace its settings)."""
         from restoreae.restore.auto import CharPicker
 
         if self._picker is None:
             self._picker = CharPicker(self)
-        if k is not None or min_confidence is not None:
+        if k is not None or min_confidence is not None or proposal_weight is not None:
+            old = self._picker
             self._picker = CharPicker(
                 self,
-                k=self._picker.k if k is None else k,
-                min_confidence=(
-                    self._picker.min_confidence if min_confidence is None else min_confidence
-                ),
-                judge=self._picker.judge,
+                k=old.k if k is None else k,
+                min_confidence=old.min_confidence if min_confidence is None else min_confidence,
+                judge=old.judge,
+                proposal_weight=old.proposal_weight if proposal_weight is None else proposal_weight,
             )
         return self._picker
 
