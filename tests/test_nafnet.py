@@ -75,6 +75,17 @@ def test_size_and_registry_entry() -> None:
         create_model(NAME, img_size=64, latent_dim=8)
 
 
+def test_base_variant_is_the_small_net_at_twice_the_width() -> None:
+    small = create_model(NAME, in_chans=2, img_size=64)
+    base = create_model("nafnet_base", in_chans=2, img_size=64, output="composite")
+    assert base.kind == "restoration" and base.stride == small.stride
+    assert base.intro.out_channels == 2 * small.intro.out_channels == 32
+    assert 4.5e6 < count_params(base) < 5.5e6  # ~4x the parameters of nafnet_small
+    assert create_model(**base.config).config == base.config
+    out = base.eval()(torch.rand(1, 2, 40, 56))
+    assert out.shape == (1, 1, 40, 56) and out.min() >= 0.0 and out.max() <= 1.0
+
+
 @pytest.mark.parametrize("in_chans", [1, 2])
 @pytest.mark.parametrize("output", ["direct", "composite"])
 def test_shapes_ranges_and_any_size(in_chans: int, output: str) -> None:

@@ -175,6 +175,8 @@ class NAFVariant:
 NAF_VARIANTS: dict[str, NAFVariant] = {
     # 1.29 M parameters, comparable to unet_mobilenetv3_small (1.14 M); docs/MODELS.md
     "nafnet_small": NAFVariant(16, (1, 1, 2, 2), 1, (1, 1, 1, 1)),
+    # 5.08 M parameters: the same blocks at twice the width, for GPU-trained recipes
+    "nafnet_base": NAFVariant(32, (1, 1, 2, 2), 1, (1, 1, 1, 1)),
 }
 
 
@@ -201,4 +203,10 @@ def nafnet_small(**kwargs: Any) -> NAFNet:
     return _create("nafnet_small", **kwargs)
 
 
-__all__ = ["NAFBlock", "NAFNet", "NAF_VARIANTS", "nafnet_small", "simple_gate"]
+@register_model(kind="restoration", options=NAF_VARIANTS["nafnet_base"].options())
+def nafnet_base(**kwargs: Any) -> NAFNet:
+    """NAFNet-style restoration net: the blocks of nafnet_small at width 32 (GPU recipes)."""
+    return _create("nafnet_base", **kwargs)
+
+
+__all__ = ["NAFBlock", "NAFNet", "NAF_VARIANTS", "nafnet_base", "nafnet_small", "simple_gate"]

@@ -131,7 +131,7 @@ def _data(cfg: TrainConfig, info: DistInfo) -> tuple[DataLoader, ResumableSample
         drop_last=True,
         num_workers=t_cfg.num_workers,
         pin_memory=info.device.type == "cuda",
-        persistent_workers=False,
+        persistent_workers=t_cfg.num_workers > 0,  # workers outlive an epoch (no restart cost)
     )
     return loader, sampler, steps_per_epoch
 
