@@ -61,9 +61,16 @@ def _real_set(root: Path, prefix: str, num: int, seed: int) -> tuple[list[np.nda
     return images, [rows[i]["char"] for i in pick]
 
 
-def _damage(images: list[np.ndarray], polarity_dark: list[bool], seed: int) -> list[np.ndarray]:
-    """The seed's damage on white-on-black glyphs; dark-on-light images are inverted around it."""
-    pipe = DamagePipeline(DamageConfig.resolve("seed"))
+def _damage(
+    images: list[np.ndarray], polarity_dark: list[bool], seed: int, spec: str = "seed"
+) -> list[np.ndarray]:
+    """Damage ``spec`` (a preset or YAML file; one op alone: ``op:NAME``) on white-on-black
+    glyphs; dark-on-light images are inverted around it."""
+    if spec.startswith("op:"):
+        config = DamageConfig.resolve({"ops": [spec[3:]], "k": 1})
+    else:
+        config = DamageConfig.resolve(spec)
+    pipe = DamagePipeline(config)
     out = []
     for i, (img, dark) in enumerate(zip(images, polarity_dark, strict=True)):
         g = 255 - img if dark else img
@@ -104,6 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--style", default=None, help="style preset applied to the clean font glyphs")
     ap.add_argument(
+        "--damage",
+        default="seed",
+        help="damage preset or YAML file, or op:NAME for one op alone (default: seed)",
+    )
+    ap.add_argument(
         "--paste",
         action="store_true",
         help="also score each model with the whole restored square pasted back (the v1 path)",
@@ -120,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     damaged = {}
     for name, (images, _) in sets.items():
         dark = [preprocess.detect_polarity(im) == "dark-on-light" for im in images]
-        damaged[name] = _damage(images, dark, args.seed)
+        damaged[name] = _damage(images, dark, args.seed, args.damage)
 
     print("| model | path | set | input (dB / SSIM) | with ref | no ref | undamaged in |")
     print("|---|---|---|---|---|---|---|")
