@@ -247,6 +247,55 @@ def test_report_ranks_and_escapes() -> None:
     assert "a&lt;b&gt;" in page and "data:image/png;base64," in page and "<script" not in page
 
 
+def test_report_escapes_a_hostile_model_name() -> None:
+    """The report's template autoescapes every value: a model name (it comes from a file name or
+    the command line), a set name or a setting cannot inject markup into the page."""
+    from restoreae.evaluate.report import render_html
+
+    hostile = "<script>alert(1)</script>\"'><img src=x onerror=alert(2)>&"
+    res = _fake_results()
+    res["models"][0]["name"] = hostile
+    res["settings"]["split"] = "</title><script>x()</script>"
+    res["sets"]["<b>bold</b>"] = res["sets"].pop("blur")
+    res["models"][1]["sets"]["<b>bold</b>"] = res["models"][1]["sets"].pop("blur")
+    page = render_html(res, b"\x89PNG")
+    assert "<script" not in page and "<img src=x" not in page and "<b>" not in page
+    assert page.count("&lt;script&gt;alert(1)&lt;/script&gt;") == 2  # leaderboard, damage table
+    assert "&lt;img src=x onerror=alert(2)&gt;&amp;" in page
+    assert (
+        "<title>restoreae evaluation — &lt;/title&gt;&lt;script&gt;x()&lt;/script&gt;</title>"
+        in page
+    )
+    assert "&lt;b&gt;bold&lt;/b&gt;" in page
+    assert page.count("<table") == 2 and page.count("<img ") == 1  # the page's own markup stays
+
+
+def test_package_data_ships_every_data_file() -> None:
+    """Every non-Python file in the package (the report template, web page, demo samples, shipped
+    weights) matches a ``[tool.setuptools.package-data]`` pattern, so a non-editable install
+    carries it."""
+    import fnmatch
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    with open(root / "pyproject.toml", "rb") as f:
+        patterns = tomllib.load(f)["tool"]["setuptools"]["package-data"]["restoreae"]
+    pkg = root / "src" / "restoreae"
+    data = [
+        p.relative_to(pkg).as_posix()
+        for p in pkg.rglob("*")
+        if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts
+    ]
+    assert "evaluate/templates/report.html.j2" in data
+    # setuptools' "*" stays within one folder; fnmatch's would not
+    missing = [
+        d
+        for d in data
+        if not any(fnmatch.fnmatchcase(d, p) and d.count("/") == p.count("/") for p in patterns)
+    ]
+    assert not missing, f"not in package-data: {missing}"
+
+
 # --------------------------------------------------------------------------- runner pieces
 def test_glyph_runner_reference_channel_and_resize() -> None:
     from restoreae.evaluate.candidates import GlyphRunner

@@ -1,5 +1,8 @@
 """Leaderboard (Markdown + JSON) and a self-contained HTML report from an evaluation's results.
 
+The HTML page is the Jinja2 template ``templates/report.html.j2`` (package data, autoescaped);
+this module computes the cells it shows.
+
 The results object is the JSON-ready dict written to ``metrics.json`` by
 :mod:`restoreae.evaluate.runner`::
 
@@ -19,7 +22,7 @@ OCR figures are shares in [0, 1] (shown as percentages); ``None`` marks what was
 from __future__ import annotations
 
 import base64
-import html
+import functools
 import json
 import math
 from typing import Any
@@ -206,43 +209,30 @@ def per_damage_markdown(results: dict[str, Any]) -> str:
     return _md_table(header, body) + f"\n\nCells: {_cells_note()}.\n"
 
 
-_CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:2rem auto;max-width:1200px;
-padding:0 1rem;color:#222}
-table{border-collapse:collapse;margin:1rem 0;font-size:.9rem}
-th,td{border:1px solid #ccc;padding:.3rem .6rem;text-align:right}
-th{background:#f3f3f3}td:first-child{text-align:left}
-table.board td:nth-child(-n+3){text-align:left}
-img{image-rendering:pixelated;max-width:100%;border:1px solid #ccc}
-code{background:#f3f3f3;padding:0 .2rem}.muted{color:#666;font-size:.85rem}
-"""
+#: The report's template (package data: ``restoreae/evaluate/templates/``).
+REPORT_TEMPLATE = "report.html.j2"
 
 
-def _html_table(header: list[str], body: list[list[str]], cls: str = "") -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    rows = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in body
+@functools.lru_cache(maxsize=1)
+def _environment() -> Any:
+    """The Jinja2 environment of the report templates: autoescaped (model names and settings come
+    from user files), undefined names an error, loaded from the installed package."""
+    import jinja2
+
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("restoreae.evaluate", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
     )
-    attr = f' class="{cls}"' if cls else ""
-    return f"<table{attr}><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
 
 
 def render_html(results: dict[str, Any], grid_png: bytes | None = None) -> str:
     """A self-contained HTML page: settings, leaderboard, per-damage table, the grid (base64 PNG)
-    and the metric conventions. No external resources."""
+    and the metric conventions. No external resources. Rendered from the template
+    :data:`REPORT_TEMPLATE` with autoescaping: every value is inserted as text."""
     rows = leaderboard_rows(results)
-    leader = _html_table(_header(), [_row_cells(r) for r in rows], cls="board")
-    pd_header, pd_body = _per_damage_table(results, describe=True)
-    per_damage = _html_table(pd_header, pd_body)
-    grid = ""
-    if grid_png is not None:
-        b64 = base64.b64encode(grid_png).decode("ascii")
-        grid = (
-            "<h2>Samples</h2><p class='muted'>Columns: damaged | standard font | ground truth | "
-            "restored by each model. White ink on black, as stored in the corpus.</p>"
-            f"<img alt='restoration grid' src='data:image/png;base64,{b64}'>"
-        )
-    settings = json.dumps(results["settings"], ensure_ascii=False, indent=2)
+    damage_header, damage_rows = _per_damage_table(results, describe=True)
     conventions = (
         f"{_conventions()}. Each is averaged over the glyphs of a set. OCR: PP-OCRv4 recognition "
         "(rapidocr_onnxruntime 1.4.4) reads each glyph rendered black on white with a margin at "
@@ -251,23 +241,18 @@ def render_html(results: dict[str, Any], grid_png: bytes | None = None) -> str:
         "on restored glyphs / on clean glyphs. Per-damage sets apply one damage op alone (k=1) "
         "to the same glyphs."
     )
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<title>restoreae evaluation — {html.escape(results["settings"]["split"])}</title>
-<style>{_CSS}</style></head>
-<body>
-<h1>restoreae evaluation</h1>
-<p>{html.escape(_summary_line(results, markdown=False))}</p>
-<h2>Leaderboard</h2>
-<p class="muted">Main set: <code>{html.escape(results["main_set"])}</code>, ranked by {html.escape(SCORE_RULE)}.</p>
-{leader}
-<h2>Per damage type</h2>
-<p class="muted">Cells: {html.escape(_cells_note())}.</p>
-{per_damage}
-{grid}
-<h2>Conventions</h2>
-<p>{html.escape(conventions)}</p>
-<h2>Settings</h2>
-<pre>{html.escape(settings)}</pre>
-</body></html>
-"""
+    template = _environment().get_template(REPORT_TEMPLATE)
+    return template.render(
+        split=results["settings"]["split"],
+        summary=_summary_line(results, markdown=False),
+        main_set=results["main_set"],
+        score_rule=SCORE_RULE,
+        board_header=_header(),
+        board_rows=[_row_cells(r) for r in rows],
+        cells_note=_cells_note(),
+        damage_header=damage_header,
+        damage_rows=damage_rows,
+        grid_b64=None if grid_png is None else base64.b64encode(grid_png).decode("ascii"),
+        conventions=conventions,
+        settings=json.dumps(results["settings"], ensure_ascii=False, indent=2),
+    )
