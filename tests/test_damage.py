@@ -75,6 +75,41 @@ def test_registry_lists_every_op_with_defaults_and_torch_version() -> None:
         get_damage_op("nope")
 
 
+def test_torch_twin_declares_the_numpy_parameters(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each torch twin carries the numpy op's parameters with the same annotations and defaults
+    (callable on its own with the defaults); attaching one that differs is refused."""
+    import inspect
+
+    from restoreae.damage.registry import DAMAGE_OPS, register_damage, register_torch_damage
+
+    for name in ALL_OPS:
+        op = get_damage_op(name)
+        params = inspect.signature(op.torch_fn).parameters
+        kw = {p.name: p.default for p in params.values() if p.kind is p.KEYWORD_ONLY}
+        assert kw == op.defaults, name
+    out = get_damage_op("blur").torch_fn(
+        torch.zeros(2, 1, 32, 32), torch.Generator().manual_seed(0)
+    )
+    assert out.shape == (2, 1, 32, 32)
+
+    monkeypatch.setattr(DAMAGE_OPS, "_entries", dict(DAMAGE_OPS._entries))
+
+    @register_damage("_twin_check")
+    def numpy_op(img: np.ndarray, rng: np.random.Generator, *, a: float = 0.5) -> np.ndarray:
+        return img
+
+    def other_default(x: torch.Tensor, gen: torch.Generator, *, a: float = 0.4) -> torch.Tensor:
+        return x
+
+    def other_name(x: torch.Tensor, gen: torch.Generator, *, b: float = 0.5) -> torch.Tensor:
+        return x
+
+    for fn, bad in ((other_default, "\\['a'\\]"), (other_name, "\\['a', 'b'\\]")):
+        with pytest.raises(TypeError, match=f"'_twin_check': keyword parameters {bad}"):
+            register_torch_damage("_twin_check")(fn)
+    assert get_damage_op("_twin_check").torch_fn is None
+
+
 # ---------------------------------------------------------------------------------- numpy ops
 
 

@@ -18,9 +18,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from restoreae.damage.registry import register_damage
-
-Range = tuple[float, float] | float
+from restoreae.damage.registry import Range, register_damage
 
 # ---------------------------------------------------------------------------------------- helpers
 

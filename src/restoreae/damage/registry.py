@@ -9,8 +9,9 @@ A damage op has a name, default parameters and two implementations of the same k
   ``torch_fn(x, generator, **params) -> x`` on ``float32 (B, 1, H, W)`` in ``[0, 1]`` (same
   polarity), batched on ``x.device``; every sample draws its own random parameters from ``generator``.
 
-Default parameters are the numpy function's keyword-only arguments. A parameter that is a
-``(lo, hi)`` tuple is a range sampled per image. Sizes are given relative to a 128 px image (or as
+Default parameters are the numpy function's keyword-only arguments; the torch twin declares the
+same ones with the same annotations and defaults (checked when it is attached, so the two cannot
+drift apart). A parameter that is a ``(lo, hi)`` tuple (:data:`Range`) is a range sampled per image. Sizes are given relative to a 128 px image (or as
 fractions of the image side) so every op works from 32 to 256 px.
 """
 
@@ -26,10 +27,14 @@ import numpy as np
 from restoreae.registry import Registry
 
 NumpyDamageFn = Callable[..., np.ndarray]
+#: A damage parameter sampled per image: ``(lo, hi)`` (uniform; integers when both are ints) or a
+#: fixed value.
+Range = tuple[float, float] | float
 
 __all__ = [
     "DAMAGE_OPS",
     "DamageOp",
+    "Range",
     "get_damage_op",
     "list_damage_ops",
     "register_damage",
@@ -69,6 +74,19 @@ def _keyword_defaults(fn: Callable[..., Any]) -> dict[str, Any]:
     return defaults
 
 
+def _keyword_signature(fn: Callable[..., Any]) -> dict[str, tuple[str, Any]]:
+    """Keyword-only parameter name → (annotation as written, default)."""
+
+    def written(a: Any) -> str:  # a string under ``from __future__ import annotations``
+        return a if isinstance(a, str) else getattr(a, "__name__", str(a))
+
+    return {
+        p.name: (written(p.annotation), p.default)
+        for p in inspect.signature(fn).parameters.values()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    }
+
+
 def register_damage(name: str) -> Callable[[NumpyDamageFn], NumpyDamageFn]:
     """Decorator registering a numpy damage op under ``name``.
 
@@ -88,11 +106,24 @@ def register_damage(name: str) -> Callable[[NumpyDamageFn], NumpyDamageFn]:
 def register_torch_damage(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator attaching a batched torch implementation to the already registered op ``name``.
 
-    The torch function takes the same parameter names as the numpy op (it receives all of them).
+    The torch function declares the numpy op's keyword-only parameters with the same annotations
+    and defaults (it receives all of them); ``TypeError`` names the difference otherwise.
     """
 
     def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
         op = DAMAGE_OPS.get_entry(name, where="register_torch_damage (no numpy op to attach to)")
+        numpy_sig, torch_sig = _keyword_signature(op.fn), _keyword_signature(fn)
+        if torch_sig != numpy_sig:
+            diff = sorted(
+                k
+                for k in numpy_sig.keys() | torch_sig.keys()
+                if numpy_sig.get(k) != torch_sig.get(k)
+            )
+            raise TypeError(
+                f"torch damage op {name!r}: keyword parameters {diff} differ from the numpy op's "
+                f"(numpy {[(k, *numpy_sig[k]) for k in diff if k in numpy_sig]}, "
+                f"torch {[(k, *torch_sig[k]) for k in diff if k in torch_sig]})"
+            )
         DAMAGE_OPS.replace(name, dataclasses.replace(op, torch_fn=fn))
         return fn
 

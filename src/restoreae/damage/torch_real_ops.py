@@ -7,20 +7,25 @@ what a torch op takes and returns.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from restoreae.damage import torch_kernels as tk
-from restoreae.damage.registry import register_torch_damage
+from restoreae.damage.registry import Range, register_torch_damage
 
 Tensor = torch.Tensor
 
 
 @register_torch_damage("weathering")
 def weathering(
-    x: Tensor, gen: torch.Generator, *, coverage: Any, cells: Any, depth: Any, edge: Any
+    x: Tensor,
+    gen: torch.Generator,
+    *,
+    coverage: Range = (0.15, 0.45),
+    cells: Range = (3, 8),
+    depth: Range = (0.7, 1.0),
+    edge: Range = (0.2, 0.5),
 ) -> Tensor:
     """Ink faded in patches below a per-sample quantile of a noise field; rough stroke edges."""
     b, _, h, w = x.shape
@@ -46,12 +51,12 @@ def cracks(
     x: Tensor,
     gen: torch.Generator,
     *,
-    n: Any,
-    width: Any,
-    length: Any,
-    wiggle: float,
-    p_bright: float,
-    bright: Any,
+    n: Range = (1, 3),
+    width: Range = (1.5, 3.0),
+    length: Range = (0.5, 1.2),
+    wiggle: float = 0.35,
+    p_bright: float = 0.25,
+    bright: Range = (0.3, 0.7),
 ) -> Tensor:
     """Random-walk cracks through an ink pixel (two walks from it), rasterised as dense points
     dilated to the sample's width; dark (cut the ink) or, with probability ``p_bright``, light
@@ -135,13 +140,13 @@ def missing_chunk(
     x: Tensor,
     gen: torch.Generator,
     *,
-    size: Any,
-    p_corner: float,
-    p_edge: float,
-    roughness: float,
-    p_texture: float,
-    p_bright: float,
-    texture_level: Any,
+    size: Range = (0.15, 0.35),
+    p_corner: float = 0.35,
+    p_edge: float = 0.3,
+    roughness: float = 0.25,
+    p_texture: float = 0.35,
+    p_bright: float = 0.15,
+    texture_level: Range = (20, 90),
 ) -> Tensor:
     """Lost corner / edge bite / hole with an irregular outline, filled with background, stone
     texture or a light patch; a background fill that would miss the ink becomes a hole on ink."""
@@ -193,11 +198,11 @@ def rubbing_grain(
     x: Tensor,
     gen: torch.Generator,
     *,
-    amount: Any,
-    grain: Any,
-    background: Any,
-    salt: Any,
-    pepper: Any,
+    amount: Range = (0.15, 0.4),
+    grain: Range = (0.7, 1.5),
+    background: Range = (0, 30),
+    salt: Range = (0.001, 0.006),
+    pepper: Range = (0.005, 0.03),
 ) -> Tensor:
     """Multiplicative smoothed-Gaussian grain on ink, additive grain on background, salt/pepper."""
     b, _, h, w = x.shape
@@ -218,10 +223,10 @@ def ink_bleed(
     x: Tensor,
     gen: torch.Generator,
     *,
-    sigma: Any,
-    threshold: Any,
-    irregularity: Any,
-    cells: Any,
+    sigma: Range = (1.5, 3.5),
+    threshold: Range = (0.15, 0.35),
+    irregularity: Range = (0.3, 0.6),
+    cells: Range = (8, 20),
 ) -> Tensor:
     """Strokes grow where the blurred ink exceeds a noisy threshold, with feathered edges."""
     b, _, h, w = x.shape
@@ -241,10 +246,10 @@ def low_contrast(
     x: Tensor,
     gen: torch.Generator,
     *,
-    contrast: Any,
-    background: Any,
-    unevenness: Any,
-    cells: Any,
+    contrast: Range = (0.3, 0.65),
+    background: Range = (0.05, 0.3),
+    unevenness: Range = (0.3, 1.0),
+    cells: Range = (2, 4),
 ) -> Tensor:
     """Ink scaled to ``contrast`` above an uneven low-frequency background level."""
     b, _, h, w = x.shape

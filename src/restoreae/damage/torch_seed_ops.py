@@ -7,18 +7,19 @@ bit-identical). The contract of a torch op is in :mod:`restoreae.damage.torch_op
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 
 from restoreae.damage import torch_kernels as tk
-from restoreae.damage.registry import register_torch_damage
+from restoreae.damage.registry import Range, register_torch_damage
 
 Tensor = torch.Tensor
 
 
 @register_torch_damage("erode_dilate")
-def erode_dilate(x: Tensor, gen: torch.Generator, *, kernel: Any, p_dilate: float) -> Tensor:
+def erode_dilate(
+    x: Tensor, gen: torch.Generator, *, kernel: Range = (2, 5), p_dilate: float = 0.5
+) -> Tensor:
     """Per-sample erosion or dilation (square kernel ≥ 2), grouped by kernel size."""
     b, dev = x.shape[0], x.device
     k = (
@@ -37,7 +38,14 @@ def erode_dilate(x: Tensor, gen: torch.Generator, *, kernel: Any, p_dilate: floa
 
 
 @register_torch_damage("rectangles")
-def rectangles(x: Tensor, gen: torch.Generator, *, n: Any, size: Any, shift: Any) -> Tensor:
+def rectangles(
+    x: Tensor,
+    gen: torch.Generator,
+    *,
+    n: Range = 10,
+    size: Range = (0.05, 0.4),
+    shift: Range = (8, 51),
+) -> Tensor:
     """``n`` axis-aligned rectangles per sample shifting the level by ±shift/255; the shifts
     are summed, then clipped once (the numpy op clips after each rectangle)."""
     b, _, h, w = x.shape
@@ -67,11 +75,11 @@ def polygons(
     x: Tensor,
     gen: torch.Generator,
     *,
-    n: Any,
-    vertices: Any,
-    radius: Any,
-    p_black: float,
-    grey: Any,
+    n: Range = (1, 3),
+    vertices: Range = (3, 8),
+    radius: Range = (0.06, 0.2),
+    p_black: float = 0.6,
+    grey: Range = (128, 255),
 ) -> Tensor:
     """Random convex polygons (vertices on a circle), inside test by half-plane intersection;
     black ones centred on an ink pixel, grey/white ones anywhere."""
@@ -114,7 +122,7 @@ def polygons(
 
 
 @register_torch_damage("blur")
-def blur(x: Tensor, gen: torch.Generator, *, kernel: Any) -> Tensor:
+def blur(x: Tensor, gen: torch.Generator, *, kernel: Range = (3, 11)) -> Tensor:
     """Gaussian blur, per-sample odd kernel (sigma from the kernel size, as OpenCV)."""
     b, dev = x.shape[0], x.device
     k = torch.round(tk.randint(gen, (b,), kernel, dev).float() * tk.size_scale(x)).long()
@@ -125,7 +133,12 @@ def blur(x: Tensor, gen: torch.Generator, *, kernel: Any) -> Tensor:
 
 @register_torch_damage("blob_noise")
 def blob_noise(
-    x: Tensor, gen: torch.Generator, *, points: Any, kernel: float, amount: Any
+    x: Tensor,
+    gen: torch.Generator,
+    *,
+    points: Range = (6, 20),
+    kernel: float = 15,
+    amount: Range = (32, 64),
 ) -> Tensor:
     """Sparse points scattered into a +plane and a -plane, dilated by max-pooling into blobs."""
     b, _, h, w = x.shape
