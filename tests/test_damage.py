@@ -184,6 +184,18 @@ def test_resolve_precedence_is_one_rule(tmp_path: Path, monkeypatch: pytest.Monk
         DamageConfig.resolve(3)  # type: ignore[arg-type]
 
 
+def test_only_keeps_one_op_and_its_overrides() -> None:
+    cfg = DamageConfig.from_dict(
+        {"ops": ["blur", "cracks"], "k": 2, "params": {"blur": {"kernel": 5}}}
+    )
+    blur = cfg.only("blur")
+    assert blur.to_dict() == {"ops": ["blur"], "k": 1, "params": {"blur": {"kernel": 5}}}
+    assert cfg.only("cracks").to_dict() == {"ops": ["cracks"], "k": 1, "params": {}}
+    assert blur.op_params("blur") == {**get_damage_op("blur").defaults, "kernel": 5}
+    with pytest.raises(ConfigError, match="damage.ops"):
+        cfg.only("nope")
+
+
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_yaml_configs_match_presets(name: str) -> None:
     from_file = DamageConfig.from_yaml(REPO / "configs" / "damage" / f"{name}.yaml")

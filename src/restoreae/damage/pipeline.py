@@ -133,6 +133,12 @@ class DamageConfig:
         """All parameters of op ``name``: its defaults updated by this config's overrides."""
         return {**get_damage_op(name).defaults, **self.params.get(name, {})}
 
+    def only(self, name: str) -> DamageConfig:
+        """One op alone: ``ops = [name]``, ``k = 1``, with this config's overrides of ``name``
+        (its defaults otherwise) — the single-damage sets of eval and the quality suite."""
+        params = {name: dict(self.params[name])} if name in self.params else {}
+        return DamageConfig.from_dict({"ops": [name], "k": 1, "params": params})
+
     # ---------------------------------------------------------------------------- loading
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None, where: str = "damage") -> DamageConfig:

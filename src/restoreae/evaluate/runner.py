@@ -83,13 +83,6 @@ class EvalSet:
     applied: list[list[str]] = field(default_factory=list)
 
 
-def _single_op_config(config: Any, op: str) -> Any:
-    from restoreae.damage.pipeline import DamageConfig
-
-    params = {op: dict(config.params[op])} if op in config.params else {}
-    return DamageConfig.from_dict({"ops": [op], "k": 1, "params": params})
-
-
 def _damage_set(
     name: str, config: Any, clean: np.ndarray, seed: int
 ) -> tuple[np.ndarray, list[list[str]]]:
@@ -111,7 +104,7 @@ def build_damage_sets(
     for op in per_op or ():
         if op == MAIN_SET:
             continue
-        cfg = _single_op_config(config, op)
+        cfg = config.only(op)
         damaged, applied = _damage_set(op, cfg, clean, seed)
         sets[op] = EvalSet(op, [op], 1, damaged, applied)
     return sets

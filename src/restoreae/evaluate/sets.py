@@ -148,10 +148,7 @@ def make_conditions(damage: Sequence[str], per_op: Sequence[str]) -> list[Condit
         configs.append(cfg)
     for op in per_op:
         DAMAGE_OPS.get_entry(op, where="--per-op-ops")
-        params = next((dict(c.params[op]) for c in configs if op in c.params), {})
-        cfg = DamageConfig.from_dict(
-            {"ops": [op], "k": 1, "params": {op: params} if params else {}}
-        )
+        cfg = next((c for c in configs if op in c.params), DamageConfig()).only(op)
         conds.append(Condition(op, cfg, "op", {"ops": [op], "k": 1}))
     return conds
 
