@@ -64,10 +64,11 @@ def _real_set(root: Path, prefix: str, num: int, seed: int) -> tuple[list[np.nda
 def _damage(
     images: list[np.ndarray], polarity_dark: list[bool], seed: int, spec: str = "seed"
 ) -> list[np.ndarray]:
-    """Damage ``spec`` (a preset or YAML file; one op alone: ``op:NAME``) on white-on-black
-    glyphs; dark-on-light images are inverted around it."""
+    """Damage ``spec`` (a preset or YAML file; ``op:NAME``: that seed op alone, with the seed's
+    parameters, as the quality suite's per-op rows) on white-on-black glyphs; dark-on-light images
+    are inverted around it."""
     if spec.startswith("op:"):
-        config = DamageConfig.resolve({"ops": [spec[3:]], "k": 1})
+        config = DamageConfig.resolve("seed").only(spec[3:])
     else:
         config = DamageConfig.resolve(spec)
     pipe = DamagePipeline(config)
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--damage",
         default="seed",
-        help="damage preset or YAML file, or op:NAME for one op alone (default: seed)",
+        help="damage preset or YAML file, or op:NAME for one seed op alone (default: seed)",
     )
     ap.add_argument(
         "--paste",
