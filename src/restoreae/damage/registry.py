@@ -11,8 +11,9 @@ A damage op has a name, default parameters and two implementations of the same k
 
 Default parameters are the numpy function's keyword-only arguments; the torch twin declares the
 same ones with the same annotations and defaults (checked when it is attached, so the two cannot
-drift apart). A parameter that is a ``(lo, hi)`` tuple (:data:`Range`) is a range sampled per image. Sizes are given relative to a 128 px image (or as
-fractions of the image side) so every op works from 32 to 256 px.
+drift apart). A parameter that is a ``(lo, hi)`` tuple (:data:`Range`) is a range sampled per
+image. Sizes are given relative to a 128 px image (or as fractions of the image side) so every op
+works from 32 to 256 px.
 """
 
 from __future__ import annotations
