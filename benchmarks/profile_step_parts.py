@@ -3,8 +3,8 @@ and each damage op alone on a whole batch, the full style and damage of a config
 forward + loss + backward + AdamW step (with bf16 autocast on CUDA).
 
 Every part runs ``--warmup`` times, then ``--repeats`` timed times with the device synchronised
-around it; the median wall time per batch is printed in ms and as images/s. Glyphs are real
-corpus glyphs when ``--corpus`` is given, otherwise synthetic strokes.
+around it; the median wall time per batch is printed in ms and as images/s. Glyphs are training
+glyphs of ``--corpus``, resized to ``--size`` as the trainer does.
 
     python benchmarks/profile_step_parts.py --device cuda --batch 128 --size 128 \
         --models nafnet_base,nafnet_small --damage real --style calligraphy
@@ -25,32 +25,20 @@ import torch
 from restoreae.damage.pipeline import DamageConfig
 from restoreae.damage.style import STYLE_OPS, StyleConfig, build_style
 from restoreae.damage.torch_ops import TorchDamage
+from restoreae.data.corpus import Corpus
 from restoreae.models import create_model
+from restoreae.train.batches import to_float
 from restoreae.train.losses import build_loss, composite_mask_loss
 
 
-def glyphs(n: int, size: int, corpus: str | None, device: torch.device) -> torch.Tensor:
-    """float ``(n, 1, size, size)`` in [0, 1], white ink on black."""
-    if corpus:
-        from restoreae.data.corpus import Corpus
-
-        c = Corpus.open(corpus)
-        w, ch = c.pairs("train")
-        pick = np.random.default_rng(0).choice(len(w), n, replace=False)
-        arr = np.stack([c.glyphs[w[i], ch[i]] for i in pick])
-        x = torch.from_numpy(arr).float().div(255).unsqueeze(1)
-        x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=True)
-    else:
-        g = torch.Generator().manual_seed(0)
-        x = torch.zeros(n, 1, size, size)
-        for i in range(n):
-            for _ in range(6):
-                r0, c0 = torch.randint(size // 8, size * 7 // 8, (2,), generator=g).tolist()
-                if torch.rand(1, generator=g) < 0.5:
-                    x[i, 0, r0 : r0 + size // 16, size // 8 : size * 7 // 8] = 1
-                else:
-                    x[i, 0, size // 8 : size * 7 // 8, c0 : c0 + size // 16] = 1
-    return x.clamp(0, 1).to(device)
+def glyphs(n: int, size: int, corpus: str, device: torch.device) -> torch.Tensor:
+    """``n`` training glyphs of ``corpus`` as float ``(n, 1, size, size)`` in [0, 1] on ``device``,
+    white ink on black, made as the trainer makes them (:func:`restoreae.train.batches.to_float`)."""
+    c = Corpus.open(corpus)
+    w, ch = c.pairs("train")
+    pick = np.random.default_rng(0).choice(len(w), n, replace=False)
+    arr = np.stack([c.glyphs[w[i], ch[i]] for i in pick])
+    return to_float(torch.from_numpy(arr), device, size)
 
 
 def timed(fn: Callable[[], object], device: torch.device, warmup: int, repeats: int) -> float:
@@ -69,13 +57,14 @@ def timed(fn: Callable[[], object], device: torch.device, warmup: int, repeats: 
 
 
 def train_step(
-    model: torch.nn.Module, inp: torch.Tensor, target: torch.Tensor, loss_fn, amp
+    model: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    inp: torch.Tensor,
+    target: torch.Tensor,
+    loss_fn,
+    amp,
 ) -> None:
-    """One composite training step (mask weight 0.5, as the faithful recipes); AdamW is made
-    lazily on the model's first step and kept on it."""
-    opt = getattr(model, "_bench_opt", None)
-    if opt is None:
-        opt = model._bench_opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    """One composite training step (mask weight 0.5, as the faithful recipes)."""
     with torch.autocast(inp.device.type, dtype=amp, enabled=amp is not None):
         parts = model(inp)
     loss = composite_mask_loss(parts, inp, target, loss_fn, 0.5)
@@ -92,7 +81,7 @@ def main() -> None:
     ap.add_argument("--models", default="nafnet_small")
     ap.add_argument("--damage", default="real")
     ap.add_argument("--style", default="calligraphy")
-    ap.add_argument("--corpus", default=None)
+    ap.add_argument("--corpus", default="data/corpus128", help="a built corpus")
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=5)
     a = ap.parse_args()
@@ -125,7 +114,8 @@ def main() -> None:
         model = create_model(m, in_chans=2, img_size=a.size, output="composite").to(dev)
         model = model.to(memory_format=torch.channels_last)
         model.return_parts = True  # (content, mask) as in training (restoreae.train.setup)
-        part(f"model {m}: fwd+loss+bwd+AdamW", train_step, model, inp, x, loss_fn, amp)
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        part(f"model {m}: fwd+loss+bwd+AdamW", train_step, model, opt, inp, x, loss_fn, amp)
 
     print(
         f"device {dev} ({torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'cpu'}), "
