@@ -24,6 +24,7 @@ from restoreae.models import (
     widen_input,
 )
 from restoreae.models.summary import models_command
+from strokes import random_bars
 
 MODELS = list_models()
 SIZE = 64
@@ -46,17 +47,8 @@ def _model(name: str, in_chans: int = 2, **kw) -> torch.nn.Module:
 
 
 def _glyphs(n: int, size: int, seed: int = 0) -> torch.Tensor:
-    """Synthetic 'glyphs': a few white strokes on black, float (n, 1, size, size) in [0, 1]."""
-    g = torch.Generator().manual_seed(seed)
-    x = torch.zeros(n, 1, size, size)
-    for i in range(n):
-        for _ in range(3):
-            r0, c0 = torch.randint(4, size // 2, (2,), generator=g).tolist()
-            if torch.rand(1, generator=g).item() < 0.5:
-                x[i, 0, r0 : r0 + 4, c0 : c0 + size // 3] = 1.0
-            else:
-                x[i, 0, r0 : r0 + size // 3, c0 : c0 + 4] = 1.0
-    return x
+    """Synthetic 'glyphs': three white bars 4 px wide on black, float (n, 1, size, size) in [0, 1]."""
+    return random_bars(n, size, seed, width=4, margin=4)
 
 
 def _inputs(n: int, size: int, in_chans: int, seed: int = 0) -> torch.Tensor:

@@ -13,6 +13,7 @@ from restoreae.models import count_params, create_model, load_model, save_model,
 from restoreae.models.checks import check_config
 from restoreae.models.io import add_damage_mask, for_inference
 from restoreae.models.nafnet import NAFBlock, simple_gate
+from strokes import random_bars
 
 NAME = "nafnet_small"
 
@@ -26,17 +27,8 @@ def _one_thread():
 
 
 def _strokes(n: int, size: int, seed: int = 0) -> torch.Tensor:
-    """Float (n, 1, size, size) in [0, 1]: a few white bars on black (white ink on black)."""
-    g = torch.Generator().manual_seed(seed)
-    x = torch.zeros(n, 1, size, size)
-    for i in range(n):
-        for _ in range(3):
-            r, c = torch.randint(2, size // 2, (2,), generator=g).tolist()
-            if torch.rand(1, generator=g).item() < 0.5:
-                x[i, 0, r : r + 3, c : c + size // 3] = 1.0
-            else:
-                x[i, 0, r : r + size // 3, c : c + 3] = 1.0
-    return x
+    """Float (n, 1, size, size) in [0, 1]: three white bars 3 px wide on black."""
+    return random_bars(n, size, seed, width=3, margin=2)
 
 
 def _net(in_chans: int = 2, seed: int = 0, spread: float = 0.0, **kw) -> torch.nn.Module:
