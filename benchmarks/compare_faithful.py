@@ -67,11 +67,7 @@ def _damage(
     """Damage ``spec`` (a preset or YAML file; ``op:NAME``: that seed op alone, with the seed's
     parameters, as the quality suite's per-op rows) on white-on-black glyphs; dark-on-light images
     are inverted around it."""
-    if spec.startswith("op:"):
-        config = DamageConfig.resolve("seed").only(spec[3:])
-    else:
-        config = DamageConfig.resolve(spec)
-    pipe = DamagePipeline(config)
+    pipe = DamagePipeline(DamageConfig.resolve(spec, where="--damage"))
     out = []
     for i, (img, dark) in enumerate(zip(images, polarity_dark, strict=True)):
         g = 255 - img if dark else img

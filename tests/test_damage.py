@@ -196,6 +196,14 @@ def test_only_keeps_one_op_and_its_overrides() -> None:
         cfg.only("nope")
 
 
+def test_resolve_op_name_is_one_op_with_the_seed_parameters() -> None:
+    seed = DamageConfig.resolve("seed")
+    assert DamageConfig.resolve("op:erode_dilate") == seed.only("erode_dilate")
+    assert DamageConfig.resolve("op:cracks").to_dict() == {"ops": ["cracks"], "k": 1, "params": {}}
+    with pytest.raises(ConfigError, match=r"train.val_damage\[0\]: 'op:erode'.*erode_dilate"):
+        DamageConfig.resolve("op:erode", where="train.val_damage[0]")
+
+
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_yaml_configs_match_presets(name: str) -> None:
     from_file = DamageConfig.from_yaml(REPO / "configs" / "damage" / f"{name}.yaml")

@@ -259,6 +259,22 @@ def test_restoration_keeps_paper_lighting_and_colour():
     assert filled[0] > filled[2]
 
 
+def test_evenly_lit_grey_patch_reaches_the_model_as_it_is():
+    """A grey rectangle on evenly lit paper is damage, not light: it is not levelled away."""
+    from restoreae.restore.preprocess import LIGHTING_RANGE, _lighting_range, prepare
+
+    g = np.zeros((128, 128), np.uint8)
+    g[30:40, 20:108] = 255
+    g[20:110, 58:68] = 255
+    g[75:115, 10:50] = 40  # a grey patch on the paper, as the `rectangles` op draws
+    prep = prepare(g, 128, "light-on-dark")
+    assert prep.square == (0, 0, 128)  # the whole picture, no rescale needed to compare
+    assert np.array_equal(prep.norm, g)
+    assert np.abs(prep.glyph.astype(int) - g.astype(int))[80:110, 15:45].max() <= 2
+    paper = g < 128
+    assert _lighting_range(g.astype(np.float32), paper) < LIGHTING_RANGE
+
+
 def test_lighting_is_levelled_before_the_model():
     from restoreae.restore.preprocess import prepare
 

@@ -155,6 +155,9 @@ def test_config_overrides_are_yaml_typed(tiny_corpus, tmp_path):
         (lambda r: r["data"].update(damage={"opz": []}), "data.damage"),
         (lambda r: r["data"].update(damage="no-such-preset"), "data.damage"),
         (lambda r: r["data"].update(reference_dropout=1.0), "data.reference_dropout"),
+        (lambda r: r["train"].update(val_damage=["op:no_such_op"]), "train.val_damage[0]"),
+        (lambda r: r["train"].update(val_damage=["op:blur", "op:blur"]), "train.val_damage"),
+        (lambda r: r["train"].update(val_style="no-such-style"), "train.val_style"),
     ],
 )
 def test_config_errors_name_key_and_file(tiny_corpus, tmp_path, mutate, needle):
@@ -374,6 +377,51 @@ def test_eval_only_matches_logged_validation(straight_run, tiny_corpus, capsys):
     assert out["loss"] == pytest.approx(logged["loss"], rel=1e-4)
     written = json.loads((straight_run / "eval-val.json").read_text())
     assert written["psnr"] == out["psnr"]
+
+
+def test_extra_validation_sets_select_on_their_mean(straight_run, tiny_corpus, tmp_path, capsys):
+    """train.val_damage adds validation sets on the same glyphs without changing training: the
+    main set's PSNR is the plain run's, and the PSNR that selects is the mean over all sets."""
+    raw = _resume_raw(tiny_corpus, tmp_path / "run")
+    raw["train"]["val_damage"] = ["op:rectangles", "op:blur"]
+    run = engine.train(config_from_dict(raw))
+    plain = [r for r in read_log(straight_run / "log.jsonl") if r["type"] == "val"]
+    extra = [r for r in read_log(run / "log.jsonl") if r["type"] == "val"]
+    assert [r["step"] for r in extra] == [r["step"] for r in plain]
+    for a, b in zip(plain, extra, strict=True):
+        assert b["psnr[main]"] == pytest.approx(a["psnr"], abs=1e-6)
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-6)
+        parts = [b["psnr[main]"], b["psnr[op:rectangles]"], b["psnr[op:blur]"]]
+        assert b["psnr"] == pytest.approx(sum(parts) / 3)
+        assert b["psnr[op:rectangles]"] != b["psnr[op:blur]"]
+    _assert_same_weights(
+        run / "weights" / "last.safetensors", straight_run / "weights" / "last.safetensors"
+    )
+    cfg_path = _write(tmp_path / "cfg.yaml", raw)
+    args = argparse.Namespace(config=cfg_path, overrides=[], resume=None, eval_only=True)
+    assert engine.train_command(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    best = max(extra, key=lambda r: r["psnr"])
+    assert out["psnr"] == pytest.approx(best["psnr"], abs=1e-4)
+    assert out["psnr[op:blur]"] == pytest.approx(best["psnr[op:blur]"], abs=1e-4)
+
+
+def test_val_style_styles_the_validation_targets(tiny_corpus):
+    from restoreae.train.validate import MAIN_VAL, build_val_sets
+
+    raw = tiny_config(tiny_corpus, Path("unused"))
+    plain = build_val_sets(config_from_dict(raw), _damage(raw), torch.device("cpu"))
+    raw["train"]["val_style"] = "calligraphy"
+    styled = build_val_sets(config_from_dict(raw), _damage(raw), torch.device("cpu"))
+    assert list(styled) == [MAIN_VAL]
+    a, b = plain[MAIN_VAL].targets, styled[MAIN_VAL].targets
+    assert a.shape == b.shape and not torch.equal(a, b)
+    again = build_val_sets(config_from_dict(raw), _damage(raw), torch.device("cpu"))
+    assert torch.equal(again[MAIN_VAL].targets, b)
+
+
+def _damage(raw: dict):
+    return batches.load_damage(config_from_dict(raw))
 
 
 def test_pretrain_then_finetune_with_widened_input(tiny_corpus, tmp_path):

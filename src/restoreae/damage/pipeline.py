@@ -185,8 +185,10 @@ class DamageConfig:
 
         Precedence: ``None`` → the seed default (its 3 of 4 ops); a :class:`DamageConfig` → itself;
         a mapping → :meth:`from_dict`; a string or path whose text is a preset name (``seed``,
-        ``real``) → that preset, even if a file of that name exists; any other string or path → a
-        YAML file, which must exist. Errors are ``ConfigError`` and start with ``where``.
+        ``real``) → that preset, even if a file of that name exists; ``"op:NAME"`` → op ``NAME``
+        alone with the seed preset's parameters (:meth:`only`; the quality suite's one-op sets);
+        any other string or path → a YAML file, which must exist. Errors are ``ConfigError`` and
+        start with ``where``.
         """
         if spec is None:
             return cls()
@@ -200,6 +202,9 @@ class DamageConfig:
             )
         if str(spec) in PRESETS:
             return cls.preset(str(spec))
+        if isinstance(spec, str) and spec.startswith("op:"):
+            DAMAGE_OPS.get_entry(spec[3:], where=f"{where}: '{spec}'")
+            return cls.preset("seed").only(spec[3:])
         if not Path(spec).is_file():
             raise ConfigError(
                 f"{where}: '{spec}' is neither a damage preset ({', '.join(PRESETS)}) "

@@ -7,7 +7,8 @@ the model's S×S answer is mapped back into the input's frame, polarity and grey
 1. :func:`~restoreae.imageio.load_image`: any image file → ``uint8`` (H, W) grey, own polarity.
 2. :func:`~restoreae.imageio.detect_polarity`: dark ink on paper, or light strokes on a rubbing.
 3. :func:`prepare`: uneven lighting levelled (the paper level estimated from paper pixels
-   only), contrast stretch between the background's median grey and the ink's 95th
+   only; only when the light varies by at least :data:`LIGHTING_RANGE` grey levels across the
+   picture, so that grey patches on an evenly lit scan reach the model as damage), contrast stretch between the background's median grey and the ink's 95th
    percentile (damaged ink is mostly dimmer than the true ink), glyph box from the Otsu ink mask
    (specks dropped) plus a margin, square crop around it (padded with background where it leaves
    the image; the whole picture when the glyph already fills it), resize to S×S.
@@ -43,6 +44,10 @@ MARGIN: float = 0.15
 FULL_FRAME: float = 0.85
 #: Width of the blending band at the edge of the restored square (fraction of its side).
 FEATHER: float = 0.06
+#: Lighting is levelled only when the paper's light varies by at least this many grey levels
+#: (0–255) across the picture (a quadratic fit): photos, not evenly lit scans, whose grey patches
+#: and stains are damage the model must see as it was trained to.
+LIGHTING_RANGE: float = 48.0
 
 Polarity = Literal["auto", "dark-on-light", "light-on-dark"]
 
@@ -113,10 +118,25 @@ def _flatten_lighting(g: np.ndarray, t: float) -> np.ndarray:
     paper = (g <= t).astype(np.float32)
     if t >= 255.0 or paper.mean() < 0.2:
         return g  # no contrast, or too little paper to see the lighting
-    level = _fill_background(
-        g[..., None], cv2.erode(paper, np.ones((3, 3), np.uint8)), 0.08 * max(g.shape)
-    )[..., 0]
+    paper = cv2.erode(paper, np.ones((3, 3), np.uint8))
+    if _lighting_range(g, paper > 0) < LIGHTING_RANGE:
+        return g  # evenly lit: grey patches on the paper are damage to restore, not light
+    level = _fill_background(g[..., None], paper, 0.08 * max(g.shape))[..., 0]
     return g - level + float(np.median(g[paper > 0]))
+
+
+def _lighting_range(g: np.ndarray, paper: np.ndarray) -> float:
+    """Range (grey levels) over the picture of a quadratic surface fitted to ``g`` float32 (H, W)
+    on the ``paper`` pixels (bool (H, W)): the large-scale unevenness of the light."""
+    if paper.sum() < 6:
+        return 0.0
+    h, w = g.shape
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    u, v = xx * (2.0 / max(w - 1, 1)) - 1.0, yy * (2.0 / max(h - 1, 1)) - 1.0
+    terms = [np.ones_like(u), u, v, u * u, u * v, v * v]
+    coef, *_ = np.linalg.lstsq(np.stack([t[paper] for t in terms], 1), g[paper], rcond=None)
+    surface = sum(c * t for c, t in zip(coef, terms, strict=True))
+    return float(surface.max() - surface.min())
 
 
 def prepare(

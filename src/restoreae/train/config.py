@@ -87,6 +87,10 @@ class TrainSection:
     val_every: int | None = None  # optimizer steps; None: at the end of every epoch
     val_num: int = 256  # fixed seeded damaged validation glyphs
     val_batch_size: int | None = None  # None: batch_size
+    # Extra validation sets, one per damage spec (preset, YAML, or "op:NAME": one seed op alone),
+    # on the same glyphs; with any, the PSNR that selects checkpoints is the mean over all sets.
+    val_damage: list[str] = field(default_factory=list)
+    val_style: str | None = None  # style preset/YAML for the validation targets (as data.style)
     log_every: int = 10
     save_every_steps: int | None = None  # extra checkpoints between validations
     keep_best_k: int = 1  # weights/best-<step>.safetensors kept besides best.safetensors

@@ -61,6 +61,20 @@ def validate_config(cfg: TrainConfig, check_paths: bool = True) -> None:
             StyleConfig.resolve(d.style)
         except ConfigError as exc:
             raise bad("data.style", str(exc)) from None
+    if t.val_style is not None:
+        from restoreae.damage.style import StyleConfig
+
+        try:
+            StyleConfig.resolve(t.val_style)
+        except ConfigError as exc:
+            raise bad("train.val_style", str(exc)) from None
+    if check_paths:
+        from restoreae.damage.pipeline import DamageConfig
+
+        for i, spec in enumerate(t.val_damage):
+            DamageConfig.resolve(spec, where=f"train.val_damage[{i}] (in {where})")
+    if len(set(t.val_damage)) != len(t.val_damage):
+        raise bad("train.val_damage", f"lists a damage twice: {t.val_damage}")
     if not m.name:
         raise bad("model.name", "a registered model name is required")
     for key in ("in_chans", "img_size"):

@@ -43,7 +43,7 @@ from restoreae.train.logger import RunLogger
 from restoreae.train.losses import composite_mask_loss
 from restoreae.train.saver import CheckpointSaver
 from restoreae.train.setup import RunState, make_saver, prepare_run_folder, setup_run, wrap_model
-from restoreae.train.validate import ValSet, build_val_set, evaluate, evaluate_checkpoint
+from restoreae.train.validate import ValSet, build_val_sets, evaluate_checkpoint, evaluate_sets
 
 
 class NonFiniteLossError(RestoreAEError):
@@ -104,8 +104,8 @@ def _train(cfg: TrainConfig, info: DistInfo, resume: Path | None, stop_at_step: 
     )
     try:
         wrap_model(run)
-        val_set = build_val_set(run.cfg, run.damage, info.device)
-        _loop(run, saver, logger, val_set, stop_at_step)
+        val_sets = build_val_sets(run.cfg, run.damage, info.device)
+        _loop(run, saver, logger, val_sets, stop_at_step)
     finally:
         logger.close()
     print(
@@ -122,7 +122,7 @@ def _loop(
     run: RunState,
     saver: CheckpointSaver,
     logger: RunLogger,
-    val_set: ValSet,
+    val_sets: dict[str, ValSet],
     stop_at_step: int | None,
 ) -> None:
     """Optimizer steps until ``train.max_steps``/``epochs`` or ``stop_at_step``; each is
@@ -164,7 +164,7 @@ def _loop(
                 or finished
             )
             if val_due:
-                _validate_and_save(run, saver, logger, val_set)
+                _validate_and_save(run, saver, logger, val_sets)
             elif stop or (
                 t_cfg.save_every_steps is not None and run.step % t_cfg.save_every_steps == 0
             ):
@@ -228,11 +228,11 @@ def _mean_loss(run: RunState, loss: Tensor, saver: CheckpointSaver) -> float:
 
 
 def _validate_and_save(
-    run: RunState, saver: CheckpointSaver, logger: RunLogger, val_set: ValSet
+    run: RunState, saver: CheckpointSaver, logger: RunLogger, val_sets: dict[str, ValSet]
 ) -> None:
-    val = evaluate(
+    val = evaluate_sets(
         run.export_model,
-        val_set,
+        val_sets,
         run.criterion,
         run.info,
         amp_dtype=run.cfg.amp_dtype,

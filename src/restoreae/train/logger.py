@@ -117,9 +117,15 @@ class RunLogger:
         )
         self.tb.add_scalar("val/loss", val["loss"], step)
         self.tb.add_scalar("val/psnr", val["psnr"], step)
+        per_set = {k[5:-1]: v for k, v in val.items() if k.startswith("psnr[")}
+        for name, value in per_set.items():
+            self.tb.add_scalar(f"val/psnr/{name.replace(':', '_')}", value, step)
+        sets = ", ".join(f"{name} {value:.2f}" for name, value in per_set.items())
         self.message(
             f"step {step} epoch {epoch}: val loss {val['loss']:.5f} "
-            f"PSNR {val['psnr']:.2f} dB" + (" (best)" if is_best else "")
+            f"PSNR {val['psnr']:.2f} dB"
+            + (f" (mean of {sets})" if sets else "")
+            + (" (best)" if is_best else "")
         )
 
     def close(self) -> None:

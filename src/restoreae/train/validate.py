@@ -46,8 +46,9 @@ class ValSet:
         return self.inputs.shape[0]
 
 
-def build_val_set(cfg: TrainConfig, damage: Any, device: torch.device) -> ValSet:
-    """``train.val_num`` glyphs of ``data.val_split`` damaged with seeds fixed by ``train.seed``.
+def build_val_set(cfg: TrainConfig, damage: Any, device: torch.device, style: Any = None) -> ValSet:
+    """``train.val_num`` glyphs of ``data.val_split`` damaged with seeds fixed by ``train.seed``
+    (``style``: a :class:`~restoreae.damage.style.StyleTransform` applied to the targets first).
 
     The same on every rank and for every world size; kept on the CPU, moved per batch.
     """
@@ -73,10 +74,53 @@ def build_val_set(cfg: TrainConfig, damage: Any, device: torch.device) -> ValSet
             device=device,
             img_size=cfg.data.img_size,
             use_reference=cfg.data.use_reference,
+            style=style,
         )
         xs.append(x.cpu())
         ys.append(y.cpu())
     return ValSet(torch.cat(xs), torch.cat(ys), bs)
+
+
+#: Name of the validation set damaged with ``data.damage`` in :func:`build_val_sets`.
+MAIN_VAL = "main"
+
+
+def build_val_sets(cfg: TrainConfig, damage: Any, device: torch.device) -> dict[str, ValSet]:
+    """The validation sets: :data:`MAIN_VAL` (``data.damage``, the batched ``damage``), then one
+    per ``train.val_damage`` spec, all on the same glyphs, styled with ``train.val_style``."""
+    from restoreae.damage.pipeline import DamageConfig
+    from restoreae.damage.style import build_style
+    from restoreae.damage.torch_ops import TorchDamage
+
+    try:
+        style = build_style(cfg.train.val_style)
+    except ConfigError as exc:
+        raise ConfigError(f"train.val_style (in {cfg.source}): {exc}") from None
+    sets = {MAIN_VAL: build_val_set(cfg, damage, device, style)}
+    for i, spec in enumerate(cfg.train.val_damage):
+        config = DamageConfig.resolve(spec, where=f"train.val_damage[{i}] (in {cfg.source})")
+        sets[spec] = build_val_set(cfg, TorchDamage(config), device, style)
+    return sets
+
+
+def evaluate_sets(
+    model: nn.Module, sets: dict[str, ValSet], criterion: CompositeLoss, info: DistInfo, **kw: Any
+) -> dict[str, float]:
+    """:func:`evaluate` on each set of :func:`build_val_sets` (``kw`` passed on).
+
+    ``loss``: the main set's; ``psnr``: the main set's when it is the only one, else the mean
+    over all sets (what selects the best checkpoints), with each set's as ``psnr[<name>]``.
+    """
+    main = evaluate(model, sets[MAIN_VAL], criterion, info, **kw)
+    if len(sets) == 1:
+        return main
+    per = {MAIN_VAL: main["psnr"]}
+    for name, val in sets.items():
+        if name != MAIN_VAL:
+            per[name] = evaluate(model, val, criterion, info, **kw)["psnr"]
+    out = {"loss": main["loss"], "psnr": float(np.mean(list(per.values())))}
+    out.update({f"psnr[{name}]": v for name, v in per.items()})
+    return out
 
 
 @torch.no_grad()
@@ -155,14 +199,14 @@ def evaluate_checkpoint(cfg: TrainConfig, checkpoint: Path | None = None) -> dic
                 f"{cfg.data.use_reference} gives {cfg.in_chans} (in {cfg.source})"
             )
         damage = load_damage(cfg)
-        val_set = build_val_set(cfg, damage, info.device)
-        metrics = evaluate(
-            model, val_set, build_loss(cfg.train.loss), info, amp_dtype=cfg.amp_dtype
+        val_sets = build_val_sets(cfg, damage, info.device)
+        metrics = evaluate_sets(
+            model, val_sets, build_loss(cfg.train.loss), info, amp_dtype=cfg.amp_dtype
         )
         result = {
             "weights": str(path),
             "split": cfg.data.val_split,
-            "num": len(val_set),
+            "num": len(val_sets[MAIN_VAL]),
             "step": meta.get("step"),
             **metrics,
         }
