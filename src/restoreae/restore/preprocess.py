@@ -127,7 +127,13 @@ def _flatten_lighting(g: np.ndarray, t: float) -> np.ndarray:
 
 def _lighting_range(g: np.ndarray, paper: np.ndarray) -> float:
     """Range (grey levels) over the picture of a quadratic surface fitted to ``g`` float32 (H, W)
-    on the ``paper`` pixels (bool (H, W)): the large-scale unevenness of the light."""
+    on the ``paper`` pixels (bool (H, W)): the large-scale unevenness of the light. Pictures
+    larger than 256 px are fitted at 256 px (the surface is smooth; memory stays small)."""
+    scale = 256.0 / max(g.shape)
+    if scale < 1.0:
+        size = (max(1, round(g.shape[1] * scale)), max(1, round(g.shape[0] * scale)))
+        g = cv2.resize(g, size, interpolation=cv2.INTER_AREA)
+        paper = cv2.resize(paper.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0.999
     if paper.sum() < 6:
         return 0.0
     h, w = g.shape
