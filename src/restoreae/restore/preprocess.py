@@ -8,8 +8,9 @@ the model's S×S answer is mapped back into the input's frame, polarity and grey
 2. :func:`~restoreae.imageio.detect_polarity`: dark ink on paper, or light strokes on a rubbing.
 3. :func:`prepare`: uneven lighting levelled (the paper level estimated from paper pixels
    only; only when the light varies by at least :data:`LIGHTING_RANGE` grey levels across the
-   picture, so that grey patches on an evenly lit scan reach the model as damage), contrast stretch between the background's median grey and the ink's 95th
-   percentile (damaged ink is mostly dimmer than the true ink), glyph box from the Otsu ink mask
+   picture, so that grey patches on an evenly lit scan reach the model as damage), contrast
+   stretch between the background's median grey and the ink's 95th percentile (damaged ink is
+   mostly dimmer than the true ink), glyph box from the Otsu ink mask
    (specks dropped) plus a margin, square crop around it (padded with background where it leaves
    the image; the whole picture when the glyph already fills it), resize to S×S.
 4. :func:`finish`: the model's restored S×S content and its restoration mask (composite models;
