@@ -20,11 +20,12 @@ if TYPE_CHECKING:
 AMP_MODES = ("none", "bf16", "fp16")
 
 
-def _check_damage(spec: str | dict | None, where: str) -> None:
-    """``data.damage``: resolved by :meth:`DamageConfig.resolve` (preset, YAML file, mapping)."""
+def _check_damage(spec: str | dict | None, key: str, where: str) -> None:
+    """A damage spec (``data.damage``, an entry of ``train.val_damage``): resolved by
+    :meth:`DamageConfig.resolve` (preset, ``op:NAME``, YAML file, mapping)."""
     from restoreae.damage.pipeline import DamageConfig
 
-    DamageConfig.resolve(spec, where=f"data.damage (in {where})")
+    DamageConfig.resolve(spec, where=f"{key} (in {where})")
 
 
 def validate_config(cfg: TrainConfig, check_paths: bool = True) -> None:
@@ -45,7 +46,9 @@ def validate_config(cfg: TrainConfig, check_paths: bool = True) -> None:
             raise bad("data.corpus", f"corpus folder '{corpus}' not found")
         if not (corpus / "manifest.json").is_file():
             raise bad("data.corpus", f"'{corpus}' has no manifest.json (not a corpus folder)")
-        _check_damage(d.damage, where)
+        _check_damage(d.damage, "data.damage", where)
+        for i, spec in enumerate(t.val_damage):
+            _check_damage(spec, f"train.val_damage[{i}]", where)
         if out.init_from and not Path(out.init_from).is_file():
             raise bad("output.init_from", f"weights file '{out.init_from}' not found")
     if d.img_size < 8:
@@ -54,25 +57,14 @@ def validate_config(cfg: TrainConfig, check_paths: bool = True) -> None:
         raise bad("data.reference_dropout", f"must be in [0, 1), got {d.reference_dropout}")
     if not 0.0 <= d.clean_fraction < 1.0:
         raise bad("data.clean_fraction", f"must be in [0, 1), got {d.clean_fraction}")
-    if d.style is not None:
-        from restoreae.damage.style import StyleConfig
+    for key, style in (("data.style", d.style), ("train.val_style", t.val_style)):
+        if style is not None:
+            from restoreae.damage.style import StyleConfig
 
-        try:
-            StyleConfig.resolve(d.style)
-        except ConfigError as exc:
-            raise bad("data.style", str(exc)) from None
-    if t.val_style is not None:
-        from restoreae.damage.style import StyleConfig
-
-        try:
-            StyleConfig.resolve(t.val_style)
-        except ConfigError as exc:
-            raise bad("train.val_style", str(exc)) from None
-    if check_paths:
-        from restoreae.damage.pipeline import DamageConfig
-
-        for i, spec in enumerate(t.val_damage):
-            DamageConfig.resolve(spec, where=f"train.val_damage[{i}] (in {where})")
+            try:
+                StyleConfig.resolve(style)
+            except ConfigError as exc:
+                raise bad(key, str(exc)) from None
     if len(set(t.val_damage)) != len(t.val_damage):
         raise bad("train.val_damage", f"lists a damage twice: {t.val_damage}")
     if not m.name:
