@@ -138,6 +138,29 @@ def test_damage_mask_and_composite_loss():
     assert composite_mask_loss(wrong_mask, x, clean, crit, 0.0) > 0.2
 
 
+def test_damage_mask_tolerance_leaves_small_outline_moves_unmarked():
+    clean = torch.zeros(1, 1, 16, 16)
+    clean[..., 4:12, 6:10] = 1.0  # a vertical stroke, 4 px wide
+    dilated = torch.zeros_like(clean)
+    dilated[..., 4:12, 5:11] = 1.0  # the same stroke 1 px wider on each side
+    dilated[..., 14, 1] = 1.0  # and a speck far from any stroke
+    exact = damage_mask(dilated, clean)
+    assert int(exact.sum()) == 2 * 8 + 1  # both 1-px outline bands and the speck
+    tolerant = damage_mask(dilated, clean, tolerance=1)
+    assert int(tolerant.sum()) == 1 and tolerant[..., 14, 1].item() == 1.0
+    thick = torch.zeros_like(clean)
+    thick[..., 4:12, 3:13] = 1.0  # 3 px wider on each side: beyond a 1-px tolerance
+    assert damage_mask(thick, clean, tolerance=1)[..., 8, 3].item() == 1.0
+    assert damage_mask(thick, clean, tolerance=1)[..., 8, 5].item() == 0.0
+    # "moved" forgives the dilation (values the clean glyph holds 1 px away) but not a blur's greys
+    assert torch.equal(damage_mask(dilated, clean, tolerance=1, forgive="moved"), tolerant)
+    blurred = clean.clone()
+    blurred[..., 4:12, 5] = 0.5  # a soft edge: a grey the clean glyph has nowhere
+    soft = damage_mask(blurred, clean, tolerance=1, forgive="moved")
+    assert int(soft.sum()) == 8 and soft[..., 8, 5].item() == 1.0
+    assert int(damage_mask(blurred, clean, tolerance=1).sum()) == 0  # "range" forgives it
+
+
 def test_make_batch_clean_fraction_and_style():
     clean_u8 = (_glyphs(64, 32) * 255).to(torch.uint8)[:, 0]
     from restoreae.damage.pipeline import DamageConfig

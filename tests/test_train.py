@@ -155,6 +155,9 @@ def test_config_overrides_are_yaml_typed(tiny_corpus, tmp_path):
         (lambda r: r["data"].update(damage={"opz": []}), "data.damage"),
         (lambda r: r["data"].update(damage="no-such-preset"), "data.damage"),
         (lambda r: r["data"].update(reference_dropout=1.0), "data.reference_dropout"),
+        (lambda r: r["data"].update(reference_mismatch=-0.1), "data.reference_mismatch"),
+        (lambda r: r["train"].update(mask_tolerance=-1), "train.mask_tolerance"),
+        (lambda r: r["train"].update(mask_forgive="blur"), "train.mask_forgive"),
         (lambda r: r["train"].update(val_damage=["op:no_such_op"]), "train.val_damage[0]"),
         (lambda r: r["train"].update(val_damage=["op:blur", "op:blur"]), "train.val_damage"),
         (lambda r: r["train"].update(val_style="no-such-style"), "train.val_style"),
@@ -457,22 +460,28 @@ def test_fp16_with_grad_scaler(tiny_corpus, tmp_path):
     assert state["scaler"] is not None and state["scaler"]["scale"] > 0
 
 
+def _undamaged_batch(
+    clean: torch.Tensor, ref: torch.Tensor, seed: int, **reference_options: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``make_batch`` of 16 px uint8 glyphs with no damage: (input (B, 2, 16, 16), target)."""
+    return batches.make_batch(
+        clean,
+        ref,
+        damage=lambda t, g: t,
+        generator=torch.Generator().manual_seed(seed),
+        device=torch.device("cpu"),
+        img_size=16,
+        use_reference=True,
+        **reference_options,
+    )
+
+
 def test_reference_dropout_blanks_a_seeded_share_of_references():
     clean = torch.full((400, 16, 16), 200, dtype=torch.uint8)
     ref = torch.full((400, 16, 16), 255, dtype=torch.uint8)
 
     def batch(p: float, seed: int) -> torch.Tensor:
-        gen = torch.Generator().manual_seed(seed)
-        x, target = batches.make_batch(
-            clean,
-            ref,
-            damage=lambda t, g: t,
-            generator=gen,
-            device=torch.device("cpu"),
-            img_size=16,
-            use_reference=True,
-            reference_dropout=p,
-        )
+        x, target = _undamaged_batch(clean, ref, seed, reference_dropout=p)
         assert torch.equal(x[:, :1], target)  # the damaged channel is untouched
         return x[:, 1]
 
@@ -483,3 +492,24 @@ def test_reference_dropout_blanks_a_seeded_share_of_references():
     assert 0.22 < float(blank.mean()) < 0.38
     assert torch.equal(refs, batch(0.3, seed=1))  # same generator seed, same blanks
     assert torch.all(batch(0.0, seed=1) == 1.0)
+
+
+def test_reference_mismatch_gives_a_seeded_share_another_samples_reference():
+    n = 400
+    clean = torch.arange(n, dtype=torch.float32).view(n, 1, 1).expand(n, 16, 16) % 250
+    clean = clean.to(torch.uint8)
+    ref = clean.clone()  # each sample's own reference carries its index
+
+    def batch(q: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x, target = _undamaged_batch(clean, ref, seed, reference_mismatch=q)
+        return x[:, 1], target[:, 0]
+
+    refs, targets = batch(0.2, seed=3)
+    own = ref.float() / 255.0
+    wrong = ~(refs == own).flatten(1).all(dim=1)
+    assert 0.14 < float(wrong.float().mean()) < 0.26
+    # a wrong reference is the previous sample's, whole; the target stays the sample's own glyph
+    assert torch.equal(refs[wrong], own.roll(1, dims=0)[wrong])
+    assert torch.equal(targets, own)
+    assert torch.equal(refs, batch(0.2, seed=3)[0])
+    assert torch.equal(batch(0.0, seed=3)[0], own)

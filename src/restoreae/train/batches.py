@@ -118,6 +118,7 @@ def make_batch(
     img_size: int,
     use_reference: bool,
     reference_dropout: float = 0.0,
+    reference_mismatch: float = 0.0,
     style: Any = None,
     clean_fraction: float = 0.0,
 ) -> tuple[Tensor, Tensor]:
@@ -129,6 +130,9 @@ def make_batch(
     learns to return an intact glyph unchanged ("do no harm").
     With ``reference_dropout`` p > 0, each sample's reference channel is zeroed with probability p
     (drawn from ``generator``), teaching the model to restore without a known character too.
+    With ``reference_mismatch`` q > 0, each sample is given the next sample's reference instead of
+    its own with probability q (a wrong character; the target is unchanged), so the model learns
+    not to redraw a reference the damaged glyph contradicts.
     """
     clean = to_float(clean_u8, device, img_size)
     if style is not None:
@@ -140,6 +144,11 @@ def make_batch(
         damaged = torch.where(intact, clean, damaged)
     if use_reference:
         ref = to_float(ref_u8, device, img_size)
+        if reference_mismatch > 0:
+            wrong = (
+                torch.rand(ref.shape[0], generator=generator, device=device) < reference_mismatch
+            )
+            ref = torch.where(wrong.view(-1, 1, 1, 1), ref.roll(1, dims=0), ref)
         if reference_dropout > 0:
             keep = torch.rand(ref.shape[0], generator=generator, device=device) >= reference_dropout
             ref = ref * keep.view(-1, 1, 1, 1).to(ref.dtype)

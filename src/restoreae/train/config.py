@@ -36,6 +36,10 @@ class DataConfig:
     # Share of training samples whose reference channel is blanked (all zeros), so that one model
     # restores both with and without a known character. Validation always keeps the reference.
     reference_dropout: float = 0.0
+    # Share of training samples given another sample's reference (a wrong character), target
+    # unchanged: the model learns not to redraw a wrong reference, so that ``--char auto`` can tell
+    # a right candidate from a wrong one by reading the restorations back. Drawn after dropout.
+    reference_mismatch: float = 0.0
     # Synthetic writers: style transforms of the clean target (preset "writers", YAML path,
     # inline mapping, or None); see restoreae.damage.style.
     style: str | dict | None = None
@@ -84,6 +88,13 @@ class TrainSection:
     # Weight of the damage-mask BCE for composite models (model.kwargs.output: composite): the
     # mask is supervised with the pixels the damage changed. 0: no mask loss.
     mask_weight: float = 0.0
+    # Outline tolerance of that mask (px at data.img_size): a change that is an outline moved by at
+    # most this much is not marked (how hands vary, not damage to mark; see restoreae.train.losses.
+    # damage_mask). 0: every changed pixel is marked.
+    mask_tolerance: int = 0
+    # What that tolerance forgives: "range" (a damaged value within the clean glyph's local range:
+    # outline moves and blurs) or "moved" (a value the clean glyph holds nearby: moves only).
+    mask_forgive: str = "range"
     val_every: int | None = None  # optimizer steps; None: at the end of every epoch
     val_num: int = 256  # fixed seeded damaged validation glyphs
     val_batch_size: int | None = None  # None: batch_size

@@ -55,6 +55,8 @@ def validate_config(cfg: TrainConfig, check_paths: bool = True) -> None:
         raise bad("data.img_size", f"must be >= 8, got {d.img_size}")
     if not 0.0 <= d.reference_dropout < 1.0:
         raise bad("data.reference_dropout", f"must be in [0, 1), got {d.reference_dropout}")
+    if not 0.0 <= d.reference_mismatch < 1.0:
+        raise bad("data.reference_mismatch", f"must be in [0, 1), got {d.reference_mismatch}")
     if not 0.0 <= d.clean_fraction < 1.0:
         raise bad("data.clean_fraction", f"must be in [0, 1), got {d.clean_fraction}")
     for key, style in (("data.style", d.style), ("train.val_style", t.val_style)):
@@ -119,6 +121,12 @@ def validate_config(cfg: TrainConfig, check_paths: bool = True) -> None:
         raise bad("train.device", f"must be auto, cpu, cuda or cuda:N, got {dev!r}")
     if t.mask_weight < 0:
         raise bad("train.mask_weight", f"must be >= 0, got {t.mask_weight}")
+    if t.mask_tolerance < 0:
+        raise bad("train.mask_tolerance", f"must be >= 0, got {t.mask_tolerance}")
+    from restoreae.train.losses import MASK_FORGIVE
+
+    if t.mask_forgive not in MASK_FORGIVE:
+        raise bad("train.mask_forgive", f"must be one of {MASK_FORGIVE}, got {t.mask_forgive!r}")
     from restoreae.train.losses import parse_loss_spec
 
     try:

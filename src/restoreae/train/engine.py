@@ -193,6 +193,7 @@ def _micro_step(run: RunState, clean_u8: Tensor, ref_u8: Tensor, micro: int) -> 
         img_size=cfg.data.img_size,
         use_reference=cfg.data.use_reference,
         reference_dropout=cfg.data.reference_dropout,
+        reference_mismatch=cfg.data.reference_mismatch,
         style=run.style,
         clean_fraction=cfg.data.clean_fraction,
     )
@@ -205,7 +206,15 @@ def _micro_step(run: RunState, clean_u8: Tensor, ref_u8: Tensor, micro: int) -> 
         with torch.autocast(info.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             out = run.forward(x)
         if t_cfg.mask_weight > 0:
-            loss = composite_mask_loss(out, x, target, run.criterion, t_cfg.mask_weight)
+            loss = composite_mask_loss(
+                out,
+                x,
+                target,
+                run.criterion,
+                t_cfg.mask_weight,
+                t_cfg.mask_tolerance,
+                t_cfg.mask_forgive,
+            )
         else:
             loss, _ = run.criterion(out, target)
         run.stepper.backward(loss / run.accum)

@@ -131,23 +131,70 @@ def build_loss(spec: str | dict) -> CompositeLoss:
 DAMAGE_MASK_THRESHOLD = 0.06
 
 
-def damage_mask(damaged: Tensor, clean: Tensor, threshold: float = DAMAGE_MASK_THRESHOLD) -> Tensor:
-    """The pixels the damage changed: float ``(B, 1, H, W)`` in {0, 1} (1 = damaged)."""
-    return ((damaged.float() - clean.float()).abs() > threshold).float()
+#: How :func:`damage_mask` forgives an outline within its tolerance: ``range``, a damaged value
+#: within the clean glyph's local range (outline moves and blurs); ``moved``, a damaged value that
+#: the clean glyph holds nearby (outline moves only: a blur's new grey levels stay marked).
+MASK_FORGIVE = ("range", "moved")
+
+
+def damage_mask(
+    damaged: Tensor,
+    clean: Tensor,
+    threshold: float = DAMAGE_MASK_THRESHOLD,
+    tolerance: int = 0,
+    forgive: str = "range",
+) -> Tensor:
+    """The pixels the damage changed: float ``(B, 1, H, W)`` in {0, 1} (1 = damaged).
+
+    With ``tolerance`` r > 0 a changed pixel is not marked when the change is an outline moved by
+    at most r pixels, since a hand varies that much: with ``forgive="range"`` when its damaged
+    value lies within the clean glyph's range over r pixels (light erosion, dilation or blur),
+    with ``forgive="moved"`` when the clean glyph holds that value (within ``threshold``) at most
+    r pixels away (erosion and dilation; a blur's new grey levels stay marked).
+    """
+    damaged, clean = damaged.float(), clean.float()
+    if tolerance <= 0:
+        return ((damaged - clean).abs() > threshold).float()
+    r, k = tolerance, 2 * tolerance + 1
+    if forgive == "range":
+        hi = F.max_pool2d(clean, k, stride=1, padding=r)
+        lo = -F.max_pool2d(-clean, k, stride=1, padding=r)
+        return ((damaged > hi + threshold) | (damaged < lo - threshold)).float()
+    if forgive != "moved":
+        raise ValueError(f"forgive must be one of {MASK_FORGIVE}, got {forgive!r}")
+    h, w = clean.shape[-2:]
+    padded = F.pad(clean, (r, r, r, r), mode="replicate")
+    nearest = torch.full_like(damaged, float("inf"))
+    for dy in range(k):
+        for dx in range(k):
+            nearest = torch.minimum(
+                nearest, (damaged - padded[..., dy : dy + h, dx : dx + w]).abs()
+            )
+    return (nearest > threshold).float()
 
 
 def composite_mask_loss(
-    parts: Tensor, x: Tensor, target: Tensor, criterion: CompositeLoss, mask_weight: float
+    parts: Tensor,
+    x: Tensor,
+    target: Tensor,
+    criterion: CompositeLoss,
+    mask_weight: float,
+    mask_tolerance: int = 0,
+    mask_forgive: str = "range",
 ) -> Tensor:
     """Loss of a composite model from its ``(content, mask)`` output ``parts`` (B, 2, H, W).
 
     The output ``m * c + (1 - m) * x[:, :1]`` is scored by ``criterion`` against ``target``, and
-    the mask ``m`` by binary cross-entropy against :func:`damage_mask` (weight ``mask_weight``),
-    so that ``m`` marks what the damage changed and nothing else.
+    the mask ``m`` by binary cross-entropy against :func:`damage_mask` (weight ``mask_weight``;
+    outlines moved by at most ``mask_tolerance`` px forgiven as ``mask_forgive`` says), so that
+    ``m`` marks what the damage changed and nothing else.
     """
     parts, x0, target = parts.float(), x[:, :1].float(), target.float()
     content, mask = parts[:, :1], parts[:, 1:2]
     restored = mask * content + (1.0 - mask) * x0
     loss, _ = criterion(restored, target)
-    bce = F.binary_cross_entropy(mask.clamp(1e-6, 1.0 - 1e-6), damage_mask(x0, target))
+    bce = F.binary_cross_entropy(
+        mask.clamp(1e-6, 1.0 - 1e-6),
+        damage_mask(x0, target, tolerance=mask_tolerance, forgive=mask_forgive),
+    )
     return loss + mask_weight * bce
