@@ -37,8 +37,8 @@ class DataConfig:
     # restores both with and without a known character. Validation always keeps the reference.
     reference_dropout: float = 0.0
     # Share of training samples given another sample's reference (a wrong character), target
-    # unchanged: the model learns not to redraw a wrong reference, so that ``--char auto`` can tell
-    # a right candidate from a wrong one by reading the restorations back. Drawn after dropout.
+    # unchanged: the model learns not to redraw a reference the damaged glyph contradicts. Drawn
+    # before reference_dropout (a wrong reference can then still be blanked).
     reference_mismatch: float = 0.0
     # Synthetic writers: style transforms of the clean target (preset "writers", YAML path,
     # inline mapping, or None); see restoreae.damage.style.
