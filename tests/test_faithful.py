@@ -11,6 +11,7 @@ import torch
 
 from restoreae.damage.style import (
     STYLE_OPS,
+    STYLE_PRESETS,
     StyleConfig,
     StyleTransform,
     build_style,
@@ -60,6 +61,22 @@ def test_style_share_and_identity():
     assert 16 <= changed <= 48
     assert build_style(None) is None and build_style("none") is None
     assert set(build_style("calligraphy").ops) == set(list_style_ops())
+
+
+def test_calligraphy_heavy_draws_strokes_wider_than_calligraphy():
+    x = torch.zeros(32, 1, 128, 128)
+    x[:, :, 20:108, 61:67] = 1.0  # a vertical stroke 6 px wide, as a Kai font's at 128 px
+    widths = {}
+    for name in ("calligraphy", "calligraphy-heavy"):
+        weight = dict(STYLE_PRESETS[name]["ops"]["stroke_weight"], p=1.0)
+        style = StyleTransform(StyleConfig.from_dict({"stroke_weight": weight}, name))
+        out = style(x, torch.Generator().manual_seed(0))
+        widths[name] = int((out[:, 0, 64] > 0.5).sum(1).max())  # widest ink across row 64
+    assert widths["calligraphy"] <= 17  # 6 + 2 * 5 px, plus a soft edge
+    assert widths["calligraphy-heavy"] >= 20
+    assert set(STYLE_PRESETS["calligraphy-heavy"]["ops"]) == set(
+        STYLE_PRESETS["calligraphy"]["ops"]
+    )
 
 
 def test_binarize_makes_hard_ink_at_the_level():
