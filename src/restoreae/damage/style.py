@@ -266,16 +266,18 @@ _BRUSH_OPS: dict[str, dict[str, Any]] = {
     "ink_density": {"p": 0.2},
 }
 
-# Running script with a loaded brush: strokes up to ~25 px wide at 128 px (a Kai font's are ~7), so
-# that a wide solid stroke is not taken for a painted blob or polygon and erased (docs/RESULTS.md,
-# "Heavy strokes").
+# Running script with a loaded brush: strokes up to ~25 px wide at 128 px (a Kai font's ~7), heavy
+# downstrokes beside thin joins. Meant to stop wide solid strokes being erased as painted patches;
+# measured, it helps combined damage on every held-out set but not that (docs/RESULTS.md, "Heavy
+# strokes").
 _HEAVY_WEIGHT: dict[str, dict[str, Any]] = {
     "stroke_weight": {"p": 0.7, "radius": [-1.5, 8.0], "vary": [0.7, 1.0], "cells": [3, 6]}
 }
 
 #: Built-in style configs. ``writers``: a mild synthetic-writer mix (first `faithful` model);
 #: ``brush``: heavy brush strokes too; ``calligraphy``: ``brush`` plus black-and-white scans
-#: (hard, jagged outlines whose intact edges must not be taken for damage; shipped `faithful`).
+#: (hard, jagged outlines whose intact edges must not be taken for damage; `faithful` v2–v5);
+#: ``calligraphy-heavy``: ``calligraphy`` with strokes up to 8 px heavier per side (`faithful` v6).
 STYLE_PRESETS: dict[str, dict[str, Any]] = {
     "writers": {
         "ops": {
