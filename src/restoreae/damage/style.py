@@ -266,8 +266,9 @@ _BRUSH_OPS: dict[str, dict[str, Any]] = {
     "ink_density": {"p": 0.2},
 }
 
-# Running script with a loaded brush: strokes up to ~25 px wide at 128 px (a Kai font's ~7), heavy
-# downstrokes beside thin joins. Meant to stop wide solid strokes being erased as painted patches;
+# Running script with a loaded brush has strokes up to ~25 px wide at 128 px (a Kai font's ~7), heavy
+# downstrokes beside thin joins; this reaches ~22 px on a Kai stroke, the extra weight fading along
+# it. Meant to stop wide solid strokes being erased as painted patches;
 # measured, it helps combined damage on every held-out set but not that (docs/RESULTS.md, "Heavy
 # strokes").
 _HEAVY_WEIGHT: dict[str, dict[str, Any]] = {
