@@ -302,6 +302,46 @@ def test_save_load_round_trip(tmp_path) -> None:
             assert torch.equal(loaded(x), model(x))
 
 
+def test_average_weights_interpolates_and_checks_architecture(tmp_path) -> None:
+    from restoreae.cli import main
+    from restoreae.models.io import average_models
+
+    torch.manual_seed(3)
+    a = create_model(DEFAULT_MODEL, in_chans=2, img_size=SIZE).eval()
+    b = create_model(DEFAULT_MODEL, in_chans=2, img_size=SIZE).eval()
+    meta = {"img_size": SIZE, "in_chans": 2, "val_psnr": 17.0}
+    pa = save_model(a, tmp_path / "a.safetensors", meta)
+    pb = save_model(b, tmp_path / "b.safetensors", meta)
+    soup, soup_meta = average_models([pa, pb], [3, 1])  # normalised to 0.75 / 0.25
+    sa, sb, ss = a.state_dict(), b.state_dict(), soup.state_dict()
+    for k, v in ss.items():
+        if v.is_floating_point():
+            assert torch.allclose(v, 0.75 * sa[k] + 0.25 * sb[k], atol=1e-6), k
+        else:
+            assert torch.equal(v, sa[k]), k
+    assert soup_meta["averaged_from"] == [
+        {"file": "a.safetensors", "weight": 0.75},
+        {"file": "b.safetensors", "weight": 0.25},
+    ]
+    assert "val_psnr" not in soup_meta and soup_meta["img_size"] == SIZE
+    # the command writes a loadable model; weights 1, 0 give back the first model exactly
+    out = tmp_path / "soup.safetensors"
+    assert main(["average-weights", str(pa), str(pb), "--weights", "1", "0", "-o", str(out)]) == 0
+    loaded, _ = load_model(out)
+    x = _inputs(2, SIZE, 2)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), a(x))
+    # another architecture (1 input channel) is refused, naming the file; bad weights too
+    pc = save_model(_model(DEFAULT_MODEL, 1), tmp_path / "one_chan.safetensors")
+    with pytest.raises(DataError, match="one_chan.safetensors"):
+        average_models([pa, pc])
+    for bad in ([1.0], [1.0, -1.0], [0.0, 0.0]):
+        with pytest.raises(ValueError):
+            average_models([pa, pb], bad)
+    assert main(["average-weights", str(pa), "-o", str(tmp_path / "x.safetensors")]) == 2
+    assert not (tmp_path / "x.safetensors").exists()
+
+
 def test_load_errors(tmp_path) -> None:
     with pytest.raises(DataError, match="not found"):
         load_model(tmp_path / "missing.safetensors")

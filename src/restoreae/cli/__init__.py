@@ -20,7 +20,7 @@ from restoreae.cli.evaluate import add_eval
 from restoreae.cli.options import HelpFormatter
 from restoreae.cli.restore import add_demo, add_export, add_restore, add_restore_page
 from restoreae.cli.serve import add_serve
-from restoreae.cli.train import add_models, add_train
+from restoreae.cli.train import add_average_weights, add_models, add_train
 from restoreae.errors import RestoreAEError
 
 __all__ = ["build_parser", "main"]
@@ -38,6 +38,7 @@ _COMMANDS = (
     add_preview_damage,
     add_models,
     add_train,
+    add_average_weights,
     add_eval,
     add_restore,
     add_restore_page,

@@ -1,4 +1,5 @@
-"""Arguments and dispatch of `restoreae models` (the model registry) and `restoreae train`."""
+"""Arguments and dispatch of `restoreae models` (the model registry), `restoreae train` and
+`restoreae average-weights`."""
 
 from __future__ import annotations
 
@@ -71,3 +72,32 @@ def _run_train(args: argparse.Namespace) -> int:
     from restoreae.train.engine import train_command
 
     return train_command(args)
+
+
+def add_average_weights(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "average-weights",
+        help="average the weights of fine-tunes of one model into a new model file",
+    )
+    p.add_argument("models", type=Path, nargs="+", help="model files (.safetensors), at least 2")
+    p.add_argument(
+        "--weights",
+        type=float,
+        nargs="+",
+        default=None,
+        help="one weight per model (normalised to sum 1; default equal)",
+    )
+    p.add_argument("-o", "--out", type=Path, required=True, help="model file to write")
+    p.set_defaults(func=_run_average_weights)
+
+
+def _run_average_weights(args: argparse.Namespace) -> int:
+    from restoreae.errors import RestoreAEError
+    from restoreae.models.io import average_to_file
+
+    try:
+        out = average_to_file(args.models, args.out, args.weights)
+    except ValueError as exc:
+        raise RestoreAEError(f"average-weights: {exc}") from None
+    print(f"wrote {out}")
+    return 0

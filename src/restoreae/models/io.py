@@ -14,6 +14,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
@@ -166,6 +167,62 @@ def _load_redefined(config: dict, state: dict[str, torch.Tensor]) -> nn.Module |
     except (RestoreAEError, RuntimeError, TypeError):
         return None
     return model
+
+
+def average_models(
+    paths: list[str | os.PathLike], weights: list[float] | None = None
+) -> tuple[nn.Module, dict]:
+    """Weighted average of the weights of models of one architecture (a "model soup").
+
+    Meant for fine-tunes of one parent that trade one quality against another (e.g. `faithful`
+    v7: a mask-tolerant and a plain fine-tune of v6): the average usually lands between them.
+    ``weights`` (default equal) must be ≥ 0 and are normalised to sum to 1; floating-point
+    tensors (parameters and batch-norm statistics) are averaged in float64 and stored in their
+    own dtype, integer buffers (``num_batches_tracked``) are taken from the first model. Returns
+    ``(model in eval mode on CPU, metadata)``: the first file's metadata with ``averaged_from``
+    (file names and normalised weights) and without its ``val_*`` figures, which no longer hold.
+    Raises ``DataError`` naming the file whose architecture or tensors differ from the first's.
+    """
+    if len(paths) < 2:
+        raise ValueError(f"average_models needs at least 2 models, got {len(paths)}")
+    w = [1.0] * len(paths) if weights is None else [float(x) for x in weights]
+    if len(w) != len(paths):
+        raise ValueError(f"{len(w)} weights for {len(paths)} models")
+    if any(x < 0 or not np.isfinite(x) for x in w) or sum(w) <= 0:
+        raise ValueError(f"weights must be finite, >= 0 and not all 0, got {w}")
+    w = [x / sum(w) for x in w]
+    first, metadata = load_model(paths[0])
+    config = upgrade_config(read_header(paths[0])[0])
+    state = first.state_dict()
+    acc = {k: v.double() * w[0] for k, v in state.items() if v.is_floating_point()}
+    for path, wi in zip(paths[1:], w[1:], strict=True):
+        other_config = upgrade_config(read_header(path)[0])
+        if other_config != config:
+            raise DataError(
+                f"{path}: model {other_config} differs from {paths[0]}'s {config}; "
+                "only models of one architecture can be averaged"
+            )
+        other = load_model(path)[0].state_dict()
+        for k in acc:
+            if other[k].shape != state[k].shape:  # cannot happen for one config; guard anyway
+                raise DataError(f"{path}: tensor {k} has shape {tuple(other[k].shape)}")
+            acc[k] += other[k].double() * wi
+    first.load_state_dict(
+        {k: acc[k].to(v.dtype) if k in acc else v for k, v in state.items()}, strict=True
+    )
+    meta = {k: v for k, v in metadata.items() if not k.startswith("val_")}
+    meta["averaged_from"] = [
+        {"file": Path(p).name, "weight": round(x, 6)} for p, x in zip(paths, w, strict=True)
+    ]
+    return first.eval(), meta
+
+
+def average_to_file(
+    paths: list[str | os.PathLike], out: str | os.PathLike, weights: list[float] | None = None
+) -> Path:
+    """:func:`average_models` of ``paths`` written to ``out`` (atomically); returns ``out``."""
+    model, metadata = average_models(paths, weights)
+    return save_model(model, out, metadata)
 
 
 def widen_input(model: nn.Module, in_chans: int = 2, init_std: float = 0.0) -> nn.Module:
