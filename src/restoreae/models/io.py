@@ -10,11 +10,11 @@ of the caller's dict, e.g. ``img_size``, ``in_chans``, ``reference_font``,
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
@@ -188,7 +188,7 @@ def average_models(
     w = [1.0] * len(paths) if weights is None else [float(x) for x in weights]
     if len(w) != len(paths):
         raise ValueError(f"{len(w)} weights for {len(paths)} models")
-    if any(x < 0 or not np.isfinite(x) for x in w) or sum(w) <= 0:
+    if any(x < 0 or not math.isfinite(x) for x in w) or sum(w) <= 0:
         raise ValueError(f"weights must be finite, >= 0 and not all 0, got {w}")
     w = [x / sum(w) for x in w]
     first, metadata = load_model(paths[0])
