@@ -60,7 +60,7 @@ def test_style_share_and_identity():
     changed = int((out - x).abs().flatten(1).amax(1).gt(1e-6).sum())
     assert 16 <= changed <= 48
     assert build_style(None) is None and build_style("none") is None
-    assert set(build_style("calligraphy").ops) == set(list_style_ops())
+    assert set(build_style("real-hands").ops) == set(list_style_ops())
 
 
 def test_calligraphy_heavy_draws_strokes_wider_than_calligraphy():
@@ -77,6 +77,20 @@ def test_calligraphy_heavy_draws_strokes_wider_than_calligraphy():
     assert set(STYLE_PRESETS["calligraphy-heavy"]["ops"]) == set(
         STYLE_PRESETS["calligraphy"]["ops"]
     )
+
+
+def test_soft_edge_widens_the_outline_ramp_and_keeps_the_stroke():
+    x = torch.zeros(4, 1, 128, 128)
+    x[:, :, 20:108, 58:70] = 1.0  # a hard vertical stroke 12 px wide
+    out = StyleTransform(StyleConfig.from_dict({"soft_edge": {"p": 1.0, "sigma": 1.0}}, "t"))(
+        x, torch.Generator().manual_seed(0)
+    )
+    row = out[:, 0, 64]
+    grey = ((row > 0.1) & (row < 0.9)).sum(1)
+    assert bool((grey >= 4).all()) and bool((grey <= 8).all())  # ~2.6 sigma per side, 2 sides
+    assert torch.allclose(row[:, 64], torch.ones(4), atol=1e-3)  # the stroke's middle intact
+    assert torch.allclose(row.sum(1), torch.full((4,), 12.0), atol=0.05)  # ink conserved
+    assert list(STYLE_OPS).index("soft_edge") > list(STYLE_OPS).index("binarize")
 
 
 def test_binarize_makes_hard_ink_at_the_level():

@@ -197,6 +197,17 @@ def binarize(x: Tensor, gen: torch.Generator, *, level: Any, blur: Any) -> Tenso
     return (soft > per_sample(uniform(gen, (b,), level, x.device))).to(x.dtype)
 
 
+@register_style("soft_edge", sigma=(0.4, 1.2))
+def soft_edge(x: Tensor, gen: torch.Generator, *, sigma: Any) -> Tensor:
+    """Soft outlines, as a pen or brush scanned in grey shows: a Gaussian blur of ``sigma`` px
+    (relative to 128 px). Real handwriting's outlines ramp over ~2.2 px (mid-tone pixels per
+    outline pixel, real-dev median) where the fonts' are ~0.7; a model trained only on the
+    latter sharpens intact soft outlines as if they were blur damage. Runs after ``binarize``."""
+    b = x.shape[0]
+    s = uniform(gen, (b,), sigma, x.device).clamp(min=0.05) * size_scale(x)
+    return gaussian_blur(x, s)
+
+
 # ------------------------------------------------------------------------------------- config
 @dataclass
 class StyleConfig:
@@ -278,7 +289,9 @@ _HEAVY_WEIGHT: dict[str, dict[str, Any]] = {
 #: Built-in style configs. ``writers``: a mild synthetic-writer mix (first `faithful` model);
 #: ``brush``: heavy brush strokes too; ``calligraphy``: ``brush`` plus black-and-white scans
 #: (hard, jagged outlines whose intact edges must not be taken for damage; `faithful` v2–v5);
-#: ``calligraphy-heavy``: ``calligraphy`` with strokes up to 8 px heavier per side (`faithful` v6).
+#: ``calligraphy-heavy``: ``calligraphy`` with strokes up to 8 px heavier per side (`faithful` v6);
+#: ``real-hands``: ``calligraphy-heavy`` with soft, grey-scanned outlines on a third of the glyphs
+#: (candidate v8: better on real writing, leaves blurred fonts soft; docs/RESULTS.md, "Soft outlines").
 STYLE_PRESETS: dict[str, dict[str, Any]] = {
     "writers": {
         "ops": {
@@ -294,6 +307,9 @@ STYLE_PRESETS: dict[str, dict[str, Any]] = {
     "calligraphy": {"ops": {**_BRUSH_OPS, "binarize": {"p": 0.4}}},
     "calligraphy-heavy": {
         "ops": {**_BRUSH_OPS, **_HEAVY_WEIGHT, "binarize": {"p": 0.4}},
+    },
+    "real-hands": {
+        "ops": {**_BRUSH_OPS, **_HEAVY_WEIGHT, "binarize": {"p": 0.4}, "soft_edge": {"p": 0.35}},
     },
 }
 
