@@ -192,21 +192,18 @@ def average_models(
         raise ValueError(f"weights must be finite, >= 0 and not all 0, got {w}")
     w = [x / sum(w) for x in w]
     first, metadata = load_model(paths[0])
-    config = upgrade_config(read_header(paths[0])[0])
     state = first.state_dict()
     acc = {k: v.double() * w[0] for k, v in state.items() if v.is_floating_point()}
     for path, wi in zip(paths[1:], w[1:], strict=True):
-        other_config = upgrade_config(read_header(path)[0])
-        if other_config != config:
+        other = load_model(path)[0]
+        if other.config != first.config:  # one config, one architecture: the same tensor shapes
             raise DataError(
-                f"{path}: model {other_config} differs from {paths[0]}'s {config}; "
+                f"{path}: model {other.config} differs from {paths[0]}'s {first.config}; "
                 "only models of one architecture can be averaged"
             )
-        other = load_model(path)[0].state_dict()
+        other_state = other.state_dict()
         for k in acc:
-            if other[k].shape != state[k].shape:  # cannot happen for one config; guard anyway
-                raise DataError(f"{path}: tensor {k} has shape {tuple(other[k].shape)}")
-            acc[k] += other[k].double() * wi
+            acc[k] += other_state[k].double() * wi
     first.load_state_dict(
         {k: acc[k].to(v.dtype) if k in acc else v for k, v in state.items()}, strict=True
     )
