@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import sys
 import time
 from pathlib import Path
@@ -28,15 +29,18 @@ from restoreae.damage.pipeline import DamageConfig, DamagePipeline
 from restoreae.data.corpus import Corpus
 from restoreae.errors import RestoreAEError
 from restoreae.evaluate.metrics import psnr, ssim
-from restoreae.restore import preprocess
+from restoreae.restore import api, preprocess
 from restoreae.restore.api import Restorer
 
 
 def _font_set(
-    corpus: Path, num: int, seed: int, split: str, style: str | None
+    corpus: Path, num: int, seed: int, split: str, style: str | None, frame: str = "corpus"
 ) -> tuple[list[np.ndarray], list[str]]:
     """``num`` glyphs of ``split``; with ``style`` (a ``data.style`` preset) each clean glyph is
-    first turned into a synthetic writer's (seeded), as training targets are."""
+    first turned into a synthetic writer's (seeded), as training targets are. ``frame`` "ink":
+    each glyph cut to its ink's bounding box, as users crop a character (the restore path then
+    resamples it to the model's size and back, as it does real-dev's crops); "corpus": as stored
+    (a 128 px corpus glyph is the model's own frame, no resampling)."""
     c = Corpus.open(corpus)
     w, ch = c.pairs(split)
     pick = np.random.default_rng(seed).choice(len(w), min(num, len(w)), replace=False)
@@ -50,7 +54,18 @@ def _font_set(
         x = torch.from_numpy(np.stack(images)).float().div(255.0)[:, None]
         x = transform(x, torch.Generator().manual_seed(seed))
         images = list((x[:, 0] * 255.0).round().byte().numpy())
+    if frame == "ink":
+        images = [_ink_crop(im) for im in images]
     return images, [c.chars[ch[i]] for i in pick]
+
+
+def _ink_crop(glyph: np.ndarray) -> np.ndarray:
+    """uint8 white-on-black glyph cut to the bounding box of its ink (> 127), or as it is when
+    it has none."""
+    ys, xs = np.nonzero(glyph > 127)
+    if ys.size == 0:
+        return glyph
+    return np.ascontiguousarray(glyph[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1])
 
 
 def _real_set(root: Path, prefix: str, num: int, seed: int) -> tuple[list[np.ndarray], list[str]]:
@@ -108,6 +123,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--style", default=None, help="style preset applied to the clean font glyphs")
     ap.add_argument(
+        "--frame",
+        choices=("corpus", "ink"),
+        default="corpus",
+        help="font glyphs as stored, or cut to their ink's bounding box (as users crop)",
+    )
+    ap.add_argument(
         "--damage",
         default="seed",
         help="damage preset or YAML file, or op:NAME for one seed op alone (default: seed)",
@@ -117,12 +138,18 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also score each model with the whole restored square pasted back (the v1 path)",
     )
+    ap.add_argument(
+        "--enlarged",
+        action="store_true",
+        help="also score each model with the restored glyph itself enlarged back under the mask "
+        "(finish(keep_detail=False), the path before the input's own detail was kept)",
+    )
     args = ap.parse_args(argv)
 
     sets: dict[str, tuple[list[np.ndarray], list[str]]] = {}
     if args.data.is_dir():
-        label = f"fonts ({args.split}{', ' + args.style if args.style else ''})"
-        sets[label] = _font_set(args.data, args.num, args.seed, args.split, args.style)
+        label = f"fonts ({args.split}{', ' + args.style if args.style else ''}, {args.frame})"
+        sets[label] = _font_set(args.data, args.num, args.seed, args.split, args.style, args.frame)
     if (args.real_dev / "labels.csv").is_file():
         sets["real-dev calligraphy"] = _real_set(args.real_dev, "calli", args.num, args.seed)
         sets["real-dev handwriting"] = _real_set(args.real_dev, "handw", args.num, args.seed)
@@ -137,11 +164,12 @@ def main(argv: list[str] | None = None) -> int:
     for spec in args.models:
         name, _, path = spec.partition("=")
         restorer = Restorer(path or name, backend="torch")
-        modes = ["faithful", "paste"] if args.paste else ["faithful"]
+        modes = ["faithful"] + ["paste"] * args.paste + ["enlarged"] * args.enlarged
         for mode in modes:
             preprocess.change_mask = (
-                change_mask if mode == "faithful" else (lambda r, g: np.ones_like(r))
+                (lambda r, g: np.ones_like(r)) if mode == "paste" else change_mask
             )
+            api.finish = functools.partial(preprocess.finish, keep_detail=mode != "enlarged")
             t0 = time.perf_counter()
             for set_name, (images, all_chars) in sets.items():
                 chars = _drawable(restorer, all_chars)
@@ -155,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"| {name} | {mode} | {set_name} | {row} |", flush=True)
             print(f"<!-- {name} {mode}: {time.perf_counter() - t0:.0f} s -->", file=sys.stderr)
     preprocess.change_mask = change_mask
+    api.finish = preprocess.finish
     return 0
 
 

@@ -230,6 +230,45 @@ def test_prepare_centres_glyph_and_finish_inverts(glyph):
     assert np.abs(back_f.astype(int) - back.astype(int)).max() <= 1
 
 
+def test_finish_keeps_the_inputs_own_outlines_under_the_mask(glyph):
+    """Under a full mask, a model that keeps its input gives the input back at full resolution
+    (not the glyph resampled to the model's size and back), and a change the model makes is
+    still put in, where it made it."""
+    img, _ = _frame(glyph, "light-on-dark")
+    prep = prepare(img, SIZE)  # a 100 px glyph in a 64 px model frame: resampled both ways
+    ones = np.ones((SIZE, SIZE), np.float32)
+    kept = finish(prep, prep.glyph, ones)
+    enlarged = finish(prep, prep.glyph, ones, keep_detail=False)
+    err_kept = np.abs(kept.astype(int) - img.astype(int))
+    err_enlarged = np.abs(enlarged.astype(int) - img.astype(int))
+    assert err_kept.mean() < 0.5 and err_kept.max() <= 16
+    assert err_enlarged.mean() > 3 * err_kept.mean() and err_enlarged.max() > 60
+    # The model paints a square of ink in the middle of its frame: that square, enlarged to the
+    # input's scale, becomes ink in the output; the rest of the glyph is the input's own.
+    drawn = prep.glyph.copy()
+    drawn[28:36, 28:36] = 255
+    out = finish(prep, drawn, ones).astype(int)
+    sx0, sy0, side = prep.square
+    scale = side / SIZE
+    cy, cx = sy0 + int(32 * scale), sx0 + int(32 * scale)
+    assert abs(out[cy, cx] - INK_LIGHT) <= 10
+    far = np.abs(out - img.astype(int))
+    far[
+        sy0 + int(24 * scale) : sy0 + int(40 * scale), sx0 + int(24 * scale) : sx0 + int(40 * scale)
+    ] = 0
+    assert far.max() <= 16
+    # An input smaller than the model's frame has no detail the model did not see: the restored
+    # glyph itself is enlarged, as without keep_detail.
+    small_img, _ = _frame(glyph[::2, ::2], "light-on-dark")
+    small = prepare(small_img, SIZE * 2)
+    assert small.square[2] < SIZE * 2
+    out_small = np.full((SIZE * 2, SIZE * 2), 0.5, np.float32)
+    full = np.ones_like(out_small)
+    np.testing.assert_array_equal(
+        finish(small, out_small, full), finish(small, out_small, full, keep_detail=False)
+    )
+
+
 @pytest.mark.parametrize(
     "make, needle",
     [

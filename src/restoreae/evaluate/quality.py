@@ -25,7 +25,9 @@ its arguments and calls :func:`evaluate_sets`:
    without a reference channel is run once ("no reference").
 4. **Scores** against the clean image (the metrics of the compact tables,
    :func:`restoreae.evaluate.metrics.table_metrics`: PSNR, SSIM; means over
-   images, ``inf`` when identical) and the OCR judge (:class:`~restoreae.evaluate.ocr.OcrJudge`;
+   images, each image's PSNR capped at :data:`PSNR_MEAN_CAP_DB` in the mean — an image returned
+   identical has PSNR ``inf``, which would make the mean ``inf`` — and uncapped in the per-image
+   rows) and the OCR judge (:class:`~restoreae.evaluate.ocr.OcrJudge`;
    a reading counts when it equals ``char`` or ``alt``); readability recovered = OCR / OCR of the
    clean images of the same set. For ``none`` the restored images are scored against the input.
 
@@ -141,12 +143,17 @@ def reference_chars(restorer: Any, chars: Sequence[str]) -> tuple[list[str | Non
     )
 
 
+#: Cap of one image's PSNR in a set's mean (dB): an identical image (``inf``) counts as this.
+PSNR_MEAN_CAP_DB = 100.0
+
+
 def _summary(
     scores: dict[str, np.ndarray], ok: np.ndarray | None, ocr_clean: float | None
 ) -> dict[str, Any]:
     ocr = float(ok.mean()) if ok is not None else None
+    capped = {n: np.minimum(v, PSNR_MEAN_CAP_DB) if n == "psnr" else v for n, v in scores.items()}
     return {
-        **{name: float(np.mean(v)) for name, v in scores.items()},
+        **{name: float(np.mean(v)) for name, v in capped.items()},
         "ocr": ocr,
         "readability_recovered": ocr / ocr_clean if ocr is not None and ocr_clean else None,
     }
