@@ -34,17 +34,39 @@ from restoreae.restore.api import Restorer
 
 
 def _font_set(
-    corpus: Path, num: int, seed: int, split: str, style: str | None, frame: str = "corpus"
+    corpus: Path,
+    num: int,
+    seed: int,
+    split: str,
+    style: str | None,
+    frame: str = "corpus",
+    render_size: int | None = None,
 ) -> tuple[list[np.ndarray], list[str]]:
     """``num`` glyphs of ``split``; with ``style`` (a ``data.style`` preset) each clean glyph is
     first turned into a synthetic writer's (seeded), as training targets are. ``frame`` "ink":
     each glyph cut to its ink's bounding box, as users crop a character (the restore path then
     resamples it to the model's size and back, as it does real-dev's crops); "corpus": as stored
-    (a 128 px corpus glyph is the model's own frame, no resampling)."""
+    (a 128 px corpus glyph is the model's own frame, no resampling). ``render_size``: the same
+    writers and characters drawn afresh from the writers' fonts at that size (a scan larger than
+    the model's frame) instead of the stored glyphs."""
     c = Corpus.open(corpus)
     w, ch = c.pairs(split)
     pick = np.random.default_rng(seed).choice(len(w), min(num, len(w)), replace=False)
-    images = [np.array(c.glyphs[w[i], ch[i]]) for i in pick]
+    if render_size:
+        from restoreae.data.fonts import FontFace
+        from restoreae.data.reference import ReferenceRenderer
+
+        renderers: dict[int, ReferenceRenderer] = {}
+        for i in pick:
+            if w[i] not in renderers:
+                wr = c.writers[w[i]]
+                face = FontFace(
+                    Path(wr["path"]), wr["face_index"], wr["name"], wr["family"], wr["id"]
+                )
+                renderers[w[i]] = ReferenceRenderer(face, size=render_size, fallback=False)
+        images = [renderers[w[i]].render(c.chars[ch[i]]) for i in pick]
+    else:
+        images = [np.array(c.glyphs[w[i], ch[i]]) for i in pick]
     from restoreae.damage.style import build_style
 
     transform = build_style(style)  # None for no style (None, "none" or an empty config)
@@ -129,6 +151,12 @@ def main(argv: list[str] | None = None) -> int:
         help="font glyphs as stored, or cut to their ink's bounding box (as users crop)",
     )
     ap.add_argument(
+        "--render-size",
+        type=int,
+        default=None,
+        help="draw the font set's glyphs afresh from the writers' fonts at this size (px)",
+    )
+    ap.add_argument(
         "--damage",
         default="seed",
         help="damage preset or YAML file, or op:NAME for one seed op alone (default: seed)",
@@ -148,8 +176,11 @@ def main(argv: list[str] | None = None) -> int:
 
     sets: dict[str, tuple[list[np.ndarray], list[str]]] = {}
     if args.data.is_dir():
-        label = f"fonts ({args.split}{', ' + args.style if args.style else ''}, {args.frame})"
-        sets[label] = _font_set(args.data, args.num, args.seed, args.split, args.style, args.frame)
+        size = f", {args.render_size} px" if args.render_size else ""
+        label = f"fonts ({args.split}{', ' + args.style if args.style else ''}, {args.frame}{size})"
+        sets[label] = _font_set(
+            args.data, args.num, args.seed, args.split, args.style, args.frame, args.render_size
+        )
     if (args.real_dev / "labels.csv").is_file():
         sets["real-dev calligraphy"] = _real_set(args.real_dev, "calli", args.num, args.seed)
         sets["real-dev handwriting"] = _real_set(args.real_dev, "handw", args.num, args.seed)
