@@ -161,6 +161,7 @@ def test_config_overrides_are_yaml_typed(tiny_corpus, tmp_path):
         (lambda r: r["train"].update(val_damage=["op:no_such_op"]), "train.val_damage[0]"),
         (lambda r: r["train"].update(val_damage=["op:blur", "op:blur"]), "train.val_damage"),
         (lambda r: r["train"].update(val_style="no-such-style"), "train.val_style"),
+        (lambda r: r["data"].update(reference_style="no-such-style"), "data.reference_style"),
     ],
 )
 def test_config_errors_name_key_and_file(tiny_corpus, tmp_path, mutate, needle):
@@ -513,3 +514,24 @@ def test_reference_mismatch_gives_a_seeded_share_another_samples_reference():
     assert torch.equal(targets, own)
     assert torch.equal(refs, batch(0.2, seed=3)[0])
     assert torch.equal(batch(0.0, seed=3)[0], own)
+
+
+def test_reference_style_restyles_the_reference_only():
+    from restoreae.damage.style import build_style
+    from restoreae.data.reference import ReferenceRenderer
+
+    glyphs = torch.stack(
+        [torch.from_numpy(ReferenceRenderer(size=16).render(c)) for c in "永和山心"]
+    )
+    style = build_style({"ops": {"stroke_weight": {"p": 1.0, "radius": [2.0, 3.0]}}})
+
+    def batch(seed: int, reference_style=None) -> tuple[torch.Tensor, torch.Tensor]:
+        x, target = _undamaged_batch(glyphs, glyphs, seed, reference_style=reference_style)
+        return x, target
+
+    plain, target = batch(5)
+    x, styled_target = batch(5, style)
+    assert torch.equal(styled_target, target) and torch.equal(x[:, :1], plain[:, :1])
+    # the reference's strokes are heavier (more ink), the damaged channel and target untouched
+    assert float(x[:, 1].sum()) > 1.2 * float(plain[:, 1].sum())
+    assert torch.equal(x, batch(5, style)[0])  # seeded

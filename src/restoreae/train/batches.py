@@ -121,6 +121,7 @@ def make_batch(
     reference_mismatch: float = 0.0,
     style: Any = None,
     clean_fraction: float = 0.0,
+    reference_style: Any = None,
 ) -> tuple[Tensor, Tensor]:
     """Model input ``(B, 1|2, H, W)`` (damaged [+ reference]) and target ``(B, 1, H, W)``.
 
@@ -133,6 +134,8 @@ def make_batch(
     With ``reference_mismatch`` q > 0, each sample is given the next sample's reference instead of
     its own with probability q (a wrong character; the target is unchanged), so the model learns
     not to redraw a reference the damaged glyph contradicts.
+    ``reference_style`` (a :class:`~restoreae.damage.style.StyleTransform`) restyles the
+    reference, independently of the target (another hand's form of the same character).
     """
     clean = to_float(clean_u8, device, img_size)
     if style is not None:
@@ -144,6 +147,8 @@ def make_batch(
         damaged = torch.where(intact, clean, damaged)
     if use_reference:
         ref = to_float(ref_u8, device, img_size)
+        if reference_style is not None:
+            ref = reference_style(ref, generator)
         if reference_mismatch > 0:
             wrong = (
                 torch.rand(ref.shape[0], generator=generator, device=device) < reference_mismatch
@@ -158,14 +163,15 @@ def make_batch(
     return x, clean
 
 
-def load_style(cfg: TrainConfig) -> Any:
-    """The batched synthetic-writer transform for ``data.style`` (or None)."""
+def load_style(cfg: TrainConfig, key: str = "style") -> Any:
+    """The batched synthetic-writer transform for ``data.style`` — or ``data.reference_style``
+    with ``key="reference_style"`` — (or None)."""
     from restoreae.damage.style import build_style
 
     try:
-        return build_style(cfg.data.style)
+        return build_style(getattr(cfg.data, key))
     except ConfigError as exc:
-        raise ConfigError(f"data.style (in {cfg.source}): {exc}") from None
+        raise ConfigError(f"data.{key} (in {cfg.source}): {exc}") from None
 
 
 def load_damage(cfg: TrainConfig) -> Any:

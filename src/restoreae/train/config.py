@@ -40,6 +40,11 @@ class DataConfig:
     # unchanged: the model learns not to redraw a reference the damaged glyph contradicts. Drawn
     # before reference_dropout (a wrong reference can then still be blanked).
     reference_mismatch: float = 0.0
+    # Style transforms of the reference glyph itself (a preset, YAML path or inline mapping, as
+    # data.style; None: the font's glyph as drawn), drawn independently of the target's: the
+    # reference becomes another hand's form of the same character, so the model takes from it
+    # which character it is, not the exact shape of its strokes.
+    reference_style: str | dict | None = None
     # Synthetic writers: style transforms of the clean target (preset "writers", YAML path,
     # inline mapping, or None); see restoreae.damage.style.
     style: str | dict | None = None

@@ -59,7 +59,11 @@ def validate_config(cfg: TrainConfig, check_paths: bool = True) -> None:
         raise bad("data.reference_mismatch", f"must be in [0, 1), got {d.reference_mismatch}")
     if not 0.0 <= d.clean_fraction < 1.0:
         raise bad("data.clean_fraction", f"must be in [0, 1), got {d.clean_fraction}")
-    for key, style in (("data.style", d.style), ("train.val_style", t.val_style)):
+    for key, style in (
+        ("data.style", d.style),
+        ("data.reference_style", d.reference_style),
+        ("train.val_style", t.val_style),
+    ):
         if style is not None:
             from restoreae.damage.style import StyleConfig
 

@@ -196,6 +196,7 @@ def _micro_step(run: RunState, clean_u8: Tensor, ref_u8: Tensor, micro: int) -> 
         reference_mismatch=cfg.data.reference_mismatch,
         style=run.style,
         clean_fraction=cfg.data.clean_fraction,
+        reference_style=run.reference_style,
     )
     if t_cfg.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)

@@ -53,6 +53,7 @@ class RunState:
     sampler: ResumableSampler
     damage: Any
     style: Any
+    reference_style: Any
     criterion: CompositeLoss
     model: nn.Module
     ema: ModelEma | None
@@ -198,6 +199,7 @@ def setup_run(cfg: TrainConfig, info: DistInfo, resume: Path | None) -> RunState
         sampler=sampler,
         damage=damage,
         style=style,
+        reference_style=load_style(cfg, "reference_style"),
         criterion=criterion,
         model=model,
         ema=ema,
