@@ -2,11 +2,12 @@
 
     PYTHONPATH=src .venv/bin/python benchmarks/probe_weight_bound.py --data data/corpus128 \\
         [--split heldout-writers] [--num 100] [--seed 0] [--model faithful] \\
-        [--real-dev ../shared/real-dev]
+        [--real-dev ../shared/real-dev] [--ops erode_dilate,rectangles]
 
 The glyphs and damage are exactly those of the quality suite (``restoreae eval --suite``: the
 font set of ``--split`` and, with ``--real-dev``, the real-dev sets (evaluation only), ``--num``
-images each, seed damage and ``erode_dilate`` alone, seeded per image). For every image it scores (PSNR dB against the clean glyph, per image, capped at 100 dB,
+images each, seed damage and each of ``--ops`` alone (default ``erode_dilate``), seeded per
+image). For every image it scores (PSNR dB against the clean glyph, per image, capped at 100 dB,
 then averaged):
 
 * the damaged input;
@@ -75,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--num", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--model", default="faithful", help="model spec as for restore --model")
+    ap.add_argument("--ops", default="erode_dilate", help="one-op conditions, comma-separated")
     ap.add_argument("--real-dev", default=None, help="also the real-dev sets (evaluation only)")
     args = ap.parse_args(argv)
 
@@ -82,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.real_dev:
         sets += real_sets(args.real_dev, args.num, args.seed, "real-dev/")
     restorer = Restorer(args.model)
-    conditions = [c for c in make_conditions(["seed"], ["erode_dilate"]) if c.config is not None]
+    conditions = [c for c in make_conditions(["seed"], args.ops.split(",")) if c.config is not None]
     print(f"seed {args.seed}, model {args.model}; PSNR dB (mean over images)\n")
     print(
         "| set | damage | images | n | input | input + oracle weight | model, with the character "
@@ -110,7 +112,7 @@ def report(images: ImageSet, cond: Condition, restorer: Restorer, seed: int) -> 
     )
     has_ed = np.array(["erode_dilate" in ops for ops in applied])
     groups = {"all": np.ones(len(rows), bool)}
-    if not has_ed.all():
+    if has_ed.any() and not has_ed.all():
         groups |= {"with erode_dilate": has_ed, "without erode_dilate": ~has_ed}
     for label, sel in groups.items():
         if sel.any():
