@@ -18,8 +18,9 @@ from restoreae.damage import (
     get_damage_op,
     list_damage_ops,
 )
+from restoreae.damage.pipeline import resolve_mix
 from restoreae.damage.preview import PIPELINE_COLUMNS, make_preview_grid, preview_damage_command
-from restoreae.damage.torch_ops import TorchDamage
+from restoreae.damage.torch_ops import TorchDamage, TorchDamageMix, build_torch_damage
 from restoreae.errors import ConfigError
 
 ALL_OPS = [
@@ -345,6 +346,52 @@ def test_torch_damage_pipeline() -> None:
     assert bool(((chosen >= 0).sum(dim=1) == 3).all())
     with pytest.raises(ValueError, match="B, 1, H, W"):
         seed(x[:, 0], torch.Generator())
+
+
+def test_damage_mix_resolves_normalises_and_names_bad_keys(tmp_path: Path) -> None:
+    parts = resolve_mix(REPO / "configs" / "damage" / "seed_real.yaml")
+    assert [share for _, share in parts] == [0.5, 0.5]
+    assert parts[0][0] == DamageConfig.preset("seed") and parts[1][0] == DamageConfig.preset("real")
+    parts = resolve_mix({"mix": {"seed": 1, "op:blur": 3}})
+    assert [share for _, share in parts] == [0.25, 0.75]
+    assert parts[1][0] == DamageConfig.resolve("op:blur")
+    assert resolve_mix("real") == [(DamageConfig.preset("real"), 1.0)]
+    assert resolve_mix(None) == [(DamageConfig(), 1.0)]
+    for bad, key in [
+        ({"mix": {"seed": 0}}, r"data\.damage\.mix\.seed: share must be a positive"),
+        ({"mix": {"seed": 1, "sparkle": 1}}, r"data\.damage\.mix\.sparkle: 'sparkle'"),
+        ({"mix": {"seed": 1}, "k": 2}, r"data\.damage: a damage mix has only the key 'mix'"),
+        ({"mix": []}, r"data\.damage\.mix: expected a mapping"),
+    ]:
+        with pytest.raises(ConfigError, match=key):
+            resolve_mix(bad, where="data.damage")
+    bad_file = tmp_path / "mix.yaml"
+    bad_file.write_text("mix: {seed: -1}\n")
+    with pytest.raises(ConfigError, match=r"mix\.yaml\)\.mix\.seed: share"):
+        resolve_mix(bad_file, where="data.damage")
+
+
+def test_torch_damage_mix_damages_each_sample_with_one_config(tmp_path: Path) -> None:
+    light, heavy = tmp_path / "light.yaml", tmp_path / "heavy.yaml"
+    light.write_text("ops: [blur]\nk: 1\nparams: {blur: {kernel: [3, 3]}}\n")
+    heavy.write_text("ops: [blur]\nk: 1\nparams: {blur: {kernel: [11, 11]}}\n")
+    parts = resolve_mix({"mix": {str(light): 1, str(heavy): 3}})
+    mix = build_torch_damage(parts)
+    assert isinstance(mix, TorchDamageMix)
+    assert isinstance(build_torch_damage(resolve_mix("seed")), TorchDamage)
+    x = _to_tensor(np.stack([_glyph(64, v % 8) for v in range(256)]))
+    y = mix(x, torch.Generator().manual_seed(0))
+    # Blur at a fixed kernel is deterministic: every sample is exactly one config's output.
+    by_light = TorchDamage(parts[0][0])(x, torch.Generator())
+    by_heavy = TorchDamage(parts[1][0])(x, torch.Generator())
+    is_light = (y == by_light).flatten(1).all(1)
+    is_heavy = (y == by_heavy).flatten(1).all(1)
+    assert bool((is_light ^ is_heavy).all())
+    assert 0.15 < float(is_light.float().mean()) < 0.35  # share 1/4
+    assert torch.equal(mix(x, torch.Generator().manual_seed(0)), y)
+    assert not torch.equal(mix(x, torch.Generator().manual_seed(1)), y)
+    with pytest.raises(ValueError, match="B, 1, H, W"):
+        mix(x[:, 0], torch.Generator())
 
 
 def test_non_square_images_and_other_dtypes() -> None:

@@ -154,6 +154,8 @@ def test_config_overrides_are_yaml_typed(tiny_corpus, tmp_path):
         (lambda r: r["train"].update(max_steps=None), "train.epochs"),
         (lambda r: r["data"].update(damage={"opz": []}), "data.damage"),
         (lambda r: r["data"].update(damage="no-such-preset"), "data.damage"),
+        (lambda r: r["data"].update(damage={"mix": {"seed": 1, "nope": 1}}), "data.damage"),
+        (lambda r: r["data"].update(damage={"mix": {"seed": 0}}), "data.damage"),
         (lambda r: r["data"].update(reference_dropout=1.0), "data.reference_dropout"),
         (lambda r: r["data"].update(reference_mismatch=-0.1), "data.reference_mismatch"),
         (lambda r: r["train"].update(mask_tolerance=-1), "train.mask_tolerance"),

@@ -227,6 +227,40 @@ class DamageConfig:
         }
 
 
+def resolve_mix(spec: Any, where: str = "damage") -> list[tuple[DamageConfig, float]]:
+    """A training damage spec → ``[(config, share), …]``, shares summing to 1.
+
+    ``{"mix": {SPEC: share, …}}`` (inline, or a YAML file holding it) draws each sample's damage
+    from one of several configs — e.g. ``{"mix": {"seed": 0.5, "real": 0.5}}``: half the glyphs
+    get the seed's 3 of 4 ops, half 2–4 of the real pool; each ``SPEC`` is anything
+    :meth:`DamageConfig.resolve` takes. Any other spec is one config with share 1. Errors are
+    ``ConfigError`` and start with ``where``.
+    """
+    data = spec
+    if isinstance(spec, str | os.PathLike) and str(spec).endswith((".yaml", ".yml")):
+        path = Path(spec)
+        if path.is_file():
+            try:
+                data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            except (OSError, yaml.YAMLError) as exc:
+                raise ConfigError(f"{where}: cannot read {path} ({exc})") from exc
+            where = f"{where} ({path})"
+    if not (isinstance(data, Mapping) and "mix" in data):
+        return [(DamageConfig.resolve(spec, where=where), 1.0)]
+    if set(data) != {"mix"}:
+        raise ConfigError(f"{where}: a damage mix has only the key 'mix', got {sorted(data)}")
+    mix = data["mix"]
+    if not isinstance(mix, Mapping) or not mix:
+        raise ConfigError(f"{where}.mix: expected a mapping {{damage spec: share}}, got {mix!r}")
+    parts = []
+    for name, share in mix.items():
+        if isinstance(share, bool) or not isinstance(share, int | float) or not share > 0:
+            raise ConfigError(f"{where}.mix.{name}: share must be a positive number, got {share!r}")
+        parts.append((DamageConfig.resolve(name, where=f"{where}.mix.{name}"), float(share)))
+    total = sum(share for _, share in parts)
+    return [(cfg, share / total) for cfg, share in parts]
+
+
 class DamagePipeline:
     """Numpy damage: ``pipeline(img, rng) -> (damaged, applied)``.
 

@@ -72,3 +72,40 @@ class TorchDamage:
             raise ValueError(f"damage op {name!r} has no torch implementation")
         out = spec.torch_fn(x.float(), generator, **self.config.op_params(name))
         return out.clamp(0.0, 1.0).to(x.dtype)
+
+
+class TorchDamageMix:
+    """Several damage configs in one batch: ``damage(x, generator) -> float (B, 1, H, W)``.
+
+    ``parts``: ``[(config, share), …]`` with shares summing to 1 (see
+    :func:`~restoreae.damage.pipeline.resolve_mix`). Each sample draws which config damages it
+    (one uniform draw per sample), then each config's :class:`TorchDamage` runs on the sub-batch
+    that drew it. ``x``: float (B, 1, H, W) in [0, 1], white ink on black, not modified.
+    Deterministic for a given generator state.
+    """
+
+    def __init__(self, parts: list[tuple[DamageConfig, float]]) -> None:
+        if not parts:
+            raise ValueError("a damage mix needs at least one config")
+        self.damages = [TorchDamage(cfg) for cfg, _ in parts]
+        shares = torch.tensor([share for _, share in parts], dtype=torch.float64)
+        self._edges = (torch.cumsum(shares, 0) / shares.sum()).float()
+
+    def __call__(self, x: Tensor, generator: torch.Generator) -> Tensor:
+        if x.ndim != 4 or x.shape[1] != 1 or not x.is_floating_point():
+            raise ValueError(f"expected float (B, 1, H, W), got {x.dtype} {tuple(x.shape)}")
+        u = rand(generator, (x.shape[0],), x.device)
+        part = torch.bucketize(u, self._edges.to(x.device), right=True).clamp(
+            max=len(self.damages) - 1
+        )
+        out = x.clone()
+        for j, damage in enumerate(self.damages):
+            idx = torch.nonzero(part == j).squeeze(1)
+            if idx.numel():
+                out[idx] = damage(x[idx], generator)
+        return out
+
+
+def build_torch_damage(parts: list[tuple[DamageConfig, float]]) -> TorchDamage | TorchDamageMix:
+    """:class:`TorchDamage` for one config, :class:`TorchDamageMix` for several."""
+    return TorchDamage(parts[0][0]) if len(parts) == 1 else TorchDamageMix(parts)

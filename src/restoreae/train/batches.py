@@ -175,10 +175,9 @@ def load_style(cfg: TrainConfig, key: str = "style") -> Any:
 
 
 def load_damage(cfg: TrainConfig) -> Any:
-    """The batched torch damage for ``data.damage`` (see :meth:`DamageConfig.resolve`)."""
-    from restoreae.damage.pipeline import DamageConfig
-    from restoreae.damage.torch_ops import TorchDamage
+    """The batched torch damage for ``data.damage``: one config (see
+    :meth:`DamageConfig.resolve`) or a mix of several (:func:`resolve_mix`)."""
+    from restoreae.damage.pipeline import resolve_mix
+    from restoreae.damage.torch_ops import build_torch_damage
 
-    return TorchDamage(
-        DamageConfig.resolve(cfg.data.damage, where=f"data.damage (in {cfg.source})")
-    )
+    return build_torch_damage(resolve_mix(cfg.data.damage, where=f"data.damage (in {cfg.source})"))

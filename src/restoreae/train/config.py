@@ -32,7 +32,9 @@ class DataConfig:
     val_split: str = "val"
     img_size: int = 128  # model input size; batches are resized on the device if the corpus differs
     use_reference: bool = True  # in_chans 2 (damaged + reference glyph) vs 1 (damaged only)
-    damage: str | dict | None = None  # damage YAML path, inline dict, or None (the seed's ops)
+    # Damage: a preset, YAML path or inline dict, None (the seed's ops), or a mix of several,
+    # {"mix": {spec: share}} (each sample damaged by one of them; restoreae.damage.pipeline.resolve_mix).
+    damage: str | dict | None = None
     # Share of training samples whose reference channel is blanked (all zeros), so that one model
     # restores both with and without a known character. Validation always keeps the reference.
     reference_dropout: float = 0.0

@@ -46,7 +46,9 @@ def validate_config(cfg: TrainConfig, check_paths: bool = True) -> None:
             raise bad("data.corpus", f"corpus folder '{corpus}' not found")
         if not (corpus / "manifest.json").is_file():
             raise bad("data.corpus", f"'{corpus}' has no manifest.json (not a corpus folder)")
-        _check_damage(d.damage, "data.damage", where)
+        from restoreae.damage.pipeline import resolve_mix
+
+        resolve_mix(d.damage, where=f"data.damage (in {where})")
         for i, spec in enumerate(t.val_damage):
             _check_damage(spec, f"train.val_damage[{i}]", where)
         if out.init_from and not Path(out.init_from).is_file():
