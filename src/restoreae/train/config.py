@@ -33,7 +33,7 @@ class DataConfig:
     img_size: int = 128  # model input size; batches are resized on the device if the corpus differs
     use_reference: bool = True  # in_chans 2 (damaged + reference glyph) vs 1 (damaged only)
     # Damage: a preset, YAML path or inline dict, None (the seed's ops), or a mix of several,
-    # {"mix": {spec: share}} (each sample damaged by one of them; restoreae.damage.pipeline.resolve_mix).
+    # {"mix": {spec: share}}: each sample damaged by one of them (damage.pipeline.resolve_mix).
     damage: str | dict | None = None
     # Share of training samples whose reference channel is blanked (all zeros), so that one model
     # restores both with and without a known character. Validation always keeps the reference.
