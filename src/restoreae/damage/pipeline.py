@@ -244,9 +244,10 @@ def resolve_mix(spec: Any, where: str = "damage") -> list[tuple[DamageConfig, fl
                 data = yaml.safe_load(path.read_text(encoding="utf-8"))
             except (OSError, yaml.YAMLError) as exc:
                 raise ConfigError(f"{where}: cannot read {path} ({exc})") from exc
-            where = f"{where} ({path})"
     if not (isinstance(data, Mapping) and "mix" in data):
         return [(DamageConfig.resolve(spec, where=where), 1.0)]
+    if data is not spec:
+        where = f"{where} ({spec})"
     if set(data) != {"mix"}:
         raise ConfigError(f"{where}: a damage mix has only the key 'mix', got {sorted(data)}")
     mix = data["mix"]
