@@ -37,7 +37,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from restoreae.evaluate.quality import reference_chars  # noqa: E402
+from restoreae.evaluate.metrics import psnr as psnr_db  # noqa: E402
+from restoreae.evaluate.quality import PSNR_MEAN_CAP_DB, reference_chars  # noqa: E402
 from restoreae.evaluate.sets import (  # noqa: E402
     Condition,
     ImageSet,
@@ -48,14 +49,12 @@ from restoreae.evaluate.sets import (  # noqa: E402
 )
 from restoreae.restore.api import Restorer  # noqa: E402
 
-PSNR_CAP_DB = 100.0
 KERNELS = range(2, 8)
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR (dB) of two uint8 images, capped at :data:`PSNR_CAP_DB`."""
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return PSNR_CAP_DB if mse <= 0 else min(PSNR_CAP_DB, 10.0 * np.log10(255.0**2 / mse))
+    """PSNR (dB) of two uint8 images, capped as the quality suite caps it in its means."""
+    return min(PSNR_MEAN_CAP_DB, float(psnr_db(a, b)))
 
 
 def oracle_inverse(damaged: np.ndarray, clean: np.ndarray) -> float:
