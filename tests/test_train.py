@@ -528,8 +528,7 @@ def test_reference_style_restyles_the_reference_only():
     style = build_style({"ops": {"stroke_weight": {"p": 1.0, "radius": [2.0, 3.0]}}})
 
     def batch(seed: int, reference_style=None) -> tuple[torch.Tensor, torch.Tensor]:
-        x, target = _undamaged_batch(glyphs, glyphs, seed, reference_style=reference_style)
-        return x, target
+        return _undamaged_batch(glyphs, glyphs, seed, reference_style=reference_style)
 
     plain, target = batch(5)
     x, styled_target = batch(5, style)
