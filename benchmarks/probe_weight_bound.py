@@ -1,7 +1,7 @@
 """How much of the seed damage's PSNR loss is stroke weight, and could it be undone?
 
     PYTHONPATH=src .venv/bin/python benchmarks/probe_weight_bound.py --data data/corpus128 \\
-        [--split heldout-writers] [--num 100] [--seed 0] [--model faithful] \\
+        [--split heldout-writers] [--num 100] [--seed 0] [--model default] \\
         [--real-dev ../shared/real-dev] [--ops erode_dilate,rectangles]
 
 The glyphs and damage are exactly those of the quality suite (``restoreae eval --suite``: the
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--split", default="heldout-writers")
     ap.add_argument("--num", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--model", default="faithful", help="model spec as for restore --model")
+    ap.add_argument("--model", default="default", help="model spec as for restore --model")
     ap.add_argument("--ops", default="erode_dilate", help="one-op conditions, comma-separated")
     ap.add_argument("--real-dev", default=None, help="also the real-dev sets (evaluation only)")
     args = ap.parse_args(argv)

@@ -275,8 +275,10 @@ def test_shipped_weights_load() -> None:
     path = Path(restoreae.__file__).parent / "pretrained" / "default.safetensors"
     if not path.is_file():
         pytest.skip("no shipped model in this checkout")
-    model, _ = load_model(path)
+    model, meta = load_model(path)
     assert model.config["name"] == DEFAULT_MODEL and model.kind == "unet"
+    # changes only what is damaged: content composited through a predicted damage mask
+    assert model.config.get("output") == "composite" and meta["in_chans"] == 2
 
 
 def test_gflops_scales_with_area() -> None:

@@ -7,6 +7,7 @@ user's text to :func:`resolve_weights`, which accepts:
 - ``None`` or ``"default"``: the shipped default model, ``<package>/pretrained/default.safetensors``
   (:data:`SHIPPED_NAME`, :func:`shipped_path`; the only place that path is written);
 - any other shipped name ``NAME``: ``<package>/pretrained/NAME.safetensors``;
+- a former shipped name (:data:`SHIPPED_ALIASES`, e.g. ``"faithful"``): the model it became;
 - a run folder written by ``restoreae train``: its ``weights/best.safetensors``, else
   ``weights/last.safetensors`` (:class:`RunPaths`);
 - a ``.safetensors`` file (written by :func:`restoreae.models.io.save_model`);
@@ -32,6 +33,9 @@ from restoreae.errors import RestoreAEError
 PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "pretrained"
 #: Name of the shipped default model (``None`` and ``"default"`` both mean it).
 SHIPPED_NAME = "default"
+#: Former shipped names and the shipped model each now means: ``faithful`` (versions 1-10, the
+#: model that changes only what is damaged) became ``default`` with version 10.
+SHIPPED_ALIASES: dict[str, str] = {"faithful": SHIPPED_NAME}
 WEIGHTS_SUFFIX = ".safetensors"
 ONNX_SUFFIX = ".onnx"
 
@@ -167,7 +171,8 @@ def resolve_weights(spec: str | os.PathLike | None) -> ModelSource:
     weights, or a name that is neither shipped nor a file.
     """
     text = "" if spec is None else os.fspath(spec)
-    if spec is None or text == SHIPPED_NAME:
+    name = text if Path(text).exists() else SHIPPED_ALIASES.get(text, text)
+    if spec is None or name == SHIPPED_NAME:
         path = shipped_path()
         if not path.is_file():
             raise ModelSpecError(
@@ -197,9 +202,9 @@ def resolve_weights(spec: str | os.PathLike | None) -> ModelSource:
         if file.suffix.lower() != WEIGHTS_SUFFIX:
             raise ModelSpecError(f"{text}: ARCH:FILE needs a {WEIGHTS_SUFFIX} file, got {file}")
         return _file_source(file, text, arch=arch)
-    shipped = shipped_path(text)
+    shipped = shipped_path(name)
     if "/" not in text and os.sep not in text and shipped.is_file():
-        return ModelSource(shipped, "safetensors", text, None, text)
+        return ModelSource(shipped, "safetensors", name, None, text)
     available = ", ".join(shipped_names()) or "none installed"
     kind = "file or folder" if path.suffix or "/" in text or os.sep in text else "model"
     raise ModelSpecError(

@@ -100,8 +100,8 @@ def bundled_samples() -> list[dict[str, str]]:
 
 # --------------------------------------------------------------------------- app
 def shipped_models() -> dict[str, Path]:
-    """``{"default": path}`` when the shipped model file is installed, else ``{}`` (other shipped
-    models are offered with ``serve --model NAME``, e.g. ``--model faithful``)."""
+    """``{"default": path}`` when the shipped model file is installed, else ``{}`` (other models
+    are offered with ``serve --model [NAME=]MODEL``)."""
     path = shipped_path()
     return {SHIPPED_NAME: path} if path.is_file() else {}
 
