@@ -198,7 +198,7 @@ def test_restore_export_eval_and_serve_take_the_same_specs(zoo, shipped, tmp_pat
     assert main(["export", str(zoo["onnx"]), "--onnx", str(tmp_path / "x.onnx")]) == 2
     assert "already an ONNX model" in capsys.readouterr().err
     models = parse_model_args([f"a={zoo['run']}", str(zoo["onnx"]), "other"])
-    assert list(models) == ["default", "a", "tiny", "other"]
+    assert list(models) == ["default", "other", "a", "tiny"]  # every shipped model, then the given
 
 
 def test_eval_runs_onnx_and_run_folders_through_the_restore_backends(zoo, tiny_corpus, tmp_path):

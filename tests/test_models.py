@@ -279,6 +279,9 @@ def test_shipped_weights_load() -> None:
     assert model.config["name"] == DEFAULT_MODEL and model.kind == "unet"
     # changes only what is damaged: content composited through a predicted damage mask
     assert model.config.get("output") == "composite" and meta["in_chans"] == 2
+    redraw, meta = load_model(path.with_name("redraw.safetensors"))  # v1: redraws the whole glyph
+    assert redraw.config["name"] == DEFAULT_MODEL and redraw.config.get("output") != "composite"
+    assert meta["in_chans"] == 2 and meta["img_size"] == 128
 
 
 def test_gflops_scales_with_area() -> None:

@@ -61,7 +61,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from restoreae.errors import RestoreAEError
 from restoreae.evaluate.ocr import ocr_available
-from restoreae.models.weights import SHIPPED_NAME, resolve_weights, shipped_path
+from restoreae.models.weights import resolve_weights, shipped_names, shipped_path
 from restoreae.restore.api import AUTO
 from restoreae.web.guard import BodyLimit, Guard, allowed_host_names, host_name, is_loopback
 from restoreae.web.images import CHAR_FIELD, IMAGE_FORMATS, MAX_IMAGE_SIDE, PageError, parse_chars
@@ -100,10 +100,9 @@ def bundled_samples() -> list[dict[str, str]]:
 
 # --------------------------------------------------------------------------- app
 def shipped_models() -> dict[str, Path]:
-    """``{"default": path}`` when the shipped model file is installed, else ``{}`` (other models
-    are offered with ``serve --model [NAME=]MODEL``)."""
-    path = shipped_path()
-    return {SHIPPED_NAME: path} if path.is_file() else {}
+    """``{name: path}`` of the shipped models installed here, ``default`` first (``{}`` when none;
+    other models are offered with ``serve --model [NAME=]MODEL``)."""
+    return {name: shipped_path(name) for name in shipped_names()}
 
 
 def _error(status: int, en: str, zh: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -138,8 +137,8 @@ def create_app(
     """Build the web app.
 
     ``model_paths``: page name → model spec for ``Restorer.from_pretrained`` (see
-    :func:`restoreae.models.weights.resolve_weights`); None → the shipped default model when
-    installed. ``backend``: ``auto`` | ``onnx`` | ``torch`` (see
+    :func:`restoreae.models.weights.resolve_weights`); None → the shipped models installed
+    (:func:`shipped_models`). ``backend``: ``auto`` | ``onnx`` | ``torch`` (see
     :func:`restoreae.restore.backends.open_backend`). Limits: ``max_upload_bytes`` per file,
     ``max_files`` per request, ``max_image_side`` pixels; ``max_queued`` jobs waiting,
     ``max_kept_jobs`` finished jobs, ``max_job_bytes`` / ``max_stored_bytes`` of result images
@@ -372,7 +371,7 @@ def parse_model_args(values: list[str] | None) -> dict[str, str]:
     """``--model`` values → page name → model spec. A value is ``NAME=SPEC`` or a bare ``SPEC``
     (named after the model: a run folder's name, a file's stem); every spec is resolved now (see
     :func:`restoreae.models.weights.resolve_weights`), so a bad one fails before the server
-    starts. The shipped default, when installed, comes first as ``default``."""
+    starts. The shipped models installed come first (``default`` first of them)."""
     models: dict[str, str] = {k: str(v) for k, v in shipped_models().items()}
     for value in values or []:
         name, sep, target = value.partition("=")
@@ -386,7 +385,7 @@ def parse_model_args(values: list[str] | None) -> dict[str, str]:
             raise RestoreAEError(f"--model {value}: {exc}") from None
         name = name or source.name
         base, n = name, 2
-        while name in models and models[name] != target:
+        while name in models and models[name] not in (target, str(source.path)):  # same model
             name, n = f"{base}-{n}", n + 1
         models[name] = target
     return models
