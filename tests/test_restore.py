@@ -495,6 +495,18 @@ def test_demo_without_shipped_model_fails_clearly(tmp_path, capsys, monkeypatch)
     assert not (tmp_path / "demo" / "side_by_side.png").exists()
 
 
+def test_demo_takes_a_model_spec(model_path, tmp_path, capsys, monkeypatch):
+    """`demo --model` restores with the given model, shipped or not; a bad spec is named."""
+    import restoreae.models.weights as weights
+
+    monkeypatch.setattr(weights, "PRETRAINED_DIR", tmp_path / "missing")
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--model", str(model_path)]) == 0
+    assert (tmp_path / "demo" / "side_by_side.png").is_file()
+    assert main(["demo", "--out", str(tmp_path / "d2"), "--model", "nope"]) == 2
+    assert "nope: no such model" in capsys.readouterr().err
+    assert not (tmp_path / "d2").exists()
+
+
 def test_demo_writes_side_by_side(model_path, tmp_path, monkeypatch, capsys):
     import shutil
 

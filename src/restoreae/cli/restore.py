@@ -138,6 +138,7 @@ def _run_export(args: argparse.Namespace) -> int:
 def add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="restore the bundled samples and write a side-by-side PNG")
     p.add_argument("--out", type=Path, default=Path("demo-output"), help="output folder")
+    p.add_argument("--model", default=None, help=f"{MODEL_SPEC} (default: the shipped model)")
     p.set_defaults(func=_run_demo)
 
 

@@ -143,20 +143,22 @@ def demo_grid(
 
 
 def demo_command(args: argparse.Namespace) -> int:
-    """Restore the bundled samples with the shipped model; write the side-by-side PNG."""
+    """Restore the bundled samples with ``args.model`` (None: the shipped default); write the
+    side-by-side PNG."""
     from restoreae.models.weights import shipped_path
     from restoreae.restore.api import Restorer
     from restoreae.restore.files import save_image
     from restoreae.restore.preprocess import load_image, prepare, to_input_polarity
 
-    if not shipped_path().is_file():
+    model = getattr(args, "model", None)
+    if model is None and not shipped_path().is_file():
         raise RestoreAEError(
             f"the shipped model {shipped_path()} is missing, so the demo cannot restore anything "
             "yet; train one (`restoreae train -c CONFIG`) and copy its weights/best.safetensors "
             "there, or restore with `restoreae restore --model CHECKPOINT`"
         )
     samples = read_samples()
-    restorer = Restorer.from_pretrained()
+    restorer = Restorer.from_pretrained(model)
     out_dir = Path(args.out)
     rows: list[list[np.ndarray | None]] = []
     for path, char in samples:
