@@ -150,7 +150,7 @@ def demo_command(args: argparse.Namespace) -> int:
     from restoreae.restore.files import save_image
     from restoreae.restore.preprocess import load_image, prepare, to_input_polarity
 
-    model = getattr(args, "model", None)
+    model = args.model
     if model is None and not shipped_path().is_file():
         raise RestoreAEError(
             f"the shipped model {shipped_path()} is missing, so the demo cannot restore anything "
