@@ -25,6 +25,7 @@ from restoreae.train.ema import ModelEma
 from restoreae.train.losses import build_loss, parse_loss_spec, ssim_loss
 from restoreae.train.schedule import LrWdScheduler, cosine_with_warmup
 
+REPO = Path(__file__).resolve().parents[1]
 TINY_VIT = {
     "embed_dim": 32,
     "depth": 2,
@@ -187,9 +188,6 @@ def test_config_override_errors(tiny_corpus, tmp_path):
         load_config(tmp_path / "missing.yaml")
 
 
-REPO = Path(__file__).resolve().parents[1]
-
-
 @pytest.mark.parametrize(
     "path",
     sorted((REPO / "configs").glob("*.yaml"))
@@ -197,17 +195,17 @@ REPO = Path(__file__).resolve().parents[1]
     ids=lambda p: p.name,
 )
 def test_every_recipe_in_configs_is_valid(path, monkeypatch):
-    """Every training recipe shipped in configs/ loads and passes the config check, and its damage
-    (a preset, a file or a mix of them, relative to the repository root) resolves. Corpora and
-    ``init_from`` weights are left out: the commands in each recipe's header build them."""
+    """Every training recipe shipped in configs/ loads and passes the config check, its damage
+    (a preset, a file or a mix of them, relative to the repository root) resolves, and its model
+    builds as the engine builds it. Corpora and ``init_from`` weights are left out: the commands in
+    each recipe's header build them."""
     from restoreae.damage.pipeline import resolve_mix
-    from restoreae.models.registry import get_model_spec
+    from restoreae.train.build import build_model
 
     monkeypatch.chdir(REPO)
     cfg = load_config(path, check_paths=False)
     assert resolve_mix(cfg.data.damage, where="data.damage")
-    spec = get_model_spec(cfg.model.name)  # a registered model, given only its own options
-    assert set(cfg.model.kwargs) <= set(spec.options), sorted(cfg.model.kwargs)
+    assert sum(p.numel() for p in build_model(cfg).parameters()) > 0
 
 
 # --------------------------------------------------------------------------- losses / EMA
