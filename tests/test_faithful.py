@@ -60,7 +60,34 @@ def test_style_share_and_identity():
     changed = int((out - x).abs().flatten(1).amax(1).gt(1e-6).sum())
     assert 16 <= changed <= 48
     assert build_style(None) is None and build_style("none") is None
-    assert set(build_style("real-hands").ops) == set(list_style_ops())
+    # every op is drawn by some preset
+    assert set().union(*(build_style(n).ops for n in STYLE_PRESETS)) == set(list_style_ops())
+
+
+def test_stroke_omission_removes_one_rounded_region_and_never_adds_ink():
+    size, b = 128, 16
+    x = torch.zeros(b, 1, size, size)
+    x[:, :, 20:108, 61:67] = 1.0  # a vertical stroke
+    x[:, :, 40:46, 16:112] = 1.0  # a horizontal one
+    params = {"n": 1, "radius": 10.0, "rounding": 1.5, "max_loss": 0.35}
+    style = StyleTransform(StyleConfig.from_dict({"stroke_omission": {"p": 1.0, **params}}, "t"))
+    out = style(x, torch.Generator().manual_seed(0))
+    assert bool((out <= x + 1e-6).all())  # ink is only taken away
+    lost = 1.0 - out.flatten(1).sum(1) / x.flatten(1).sum(1)
+    assert bool((lost <= 0.35 + 1e-6).all())
+    assert int((lost > 0.02).sum()) >= b // 2  # most glyphs lose a stroke piece
+    for i in torch.nonzero(lost > 0.02).squeeze(1).tolist():
+        ys, xs = torch.nonzero((x[i, 0] - out[i, 0]) > 0.5, as_tuple=True)
+        # one disc of radius <= 10 * 1.15 px (its outline wobbles), plus the rounding band
+        assert int(ys.max() - ys.min()) <= 2 * 11.5 + 2 and int(xs.max() - xs.min()) <= 2 * 11.5 + 2
+        # the cut end is rounded: the last row of the vertical stroke above a cut is narrower
+        col = out[i, 0, :, 61:67]
+        rows = torch.nonzero(col.amax(1) > 0.5).squeeze(1)
+        gaps = torch.nonzero(rows[1:] - rows[:-1] > 1).squeeze(1)
+        if gaps.numel():  # the vertical stroke was cut through
+            end = int(rows[gaps[0]])
+            if end not in range(38, 48):  # not at the crossing of the horizontal stroke
+                assert float(col[end].sum()) < float(col[end - 4].sum())
 
 
 def test_calligraphy_heavy_draws_strokes_wider_than_calligraphy():

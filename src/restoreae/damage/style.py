@@ -28,8 +28,11 @@ from restoreae.damage.torch_kernels import (
     dilate,
     erode,
     gaussian_blur,
+    ink_points,
     per_sample,
+    pixel_coords,
     rand,
+    randint,
     size_scale,
     smooth_noise,
     uniform,
@@ -137,6 +140,39 @@ def elastic(x: Tensor, gen: torch.Generator, *, amount: Any, cells: Any) -> Tens
     dx = (smooth_noise(gen, b, h, w, cells, x.device) * 2.0 - 1.0) * amp
     dy = (smooth_noise(gen, b, h, w, cells, x.device) * 2.0 - 1.0) * amp
     return _warp(x, dx, dy)
+
+
+@register_style("stroke_omission", n=(1, 2), radius=(7.0, 18.0), rounding=(1.2, 2.5), max_loss=0.35)
+def stroke_omission(
+    x: Tensor, gen: torch.Generator, *, n: Any, radius: Any, rounding: Any, max_loss: Any
+) -> Tensor:
+    """Strokes a fluent hand leaves out (running and cursive script draw fewer strokes than the
+    standard form): the ink inside ``n`` irregular discs of ``radius`` px, centred on ink, is
+    removed and the cut ends are rounded like drawn stroke ends (a blur of ``rounding`` px,
+    re-thresholded, near the discs only; ink is never added). The reference keeps the standard
+    form, so the model meets glyphs that lack strokes the reference has *without damage*, and
+    must not redraw them. A sample that would lose more than ``max_loss`` of its ink is kept."""
+    b, _, h, w = x.shape
+    dev = x.device
+    scale = size_scale(x)
+    count = randint(gen, (b,), n, dev)
+    nmax = max(1, int(count.max()))
+    cy, cx = ink_points(gen, x, nmax)  # (B, n)
+    r = uniform(gen, (b, nmax), radius, dev) * scale
+    r = r * (torch.arange(nmax, device=dev)[None] < count[:, None])  # inactive discs: radius 0
+    yy, xx = pixel_coords(h, w, dev)
+    dist2 = (yy[None] - cy[..., None, None]) ** 2 + (xx[None] - cx[..., None, None]) ** 2
+    wobble = 0.85 + 0.3 * smooth_noise(gen, b, h, w, (2, 4), dev)  # irregular outline
+    inside = (dist2 < (r[..., None, None] * wobble) ** 2).any(dim=1, keepdim=True)
+    cut = x * (~inside).to(x.dtype)
+    sigma = uniform(gen, (b,), rounding, dev) * scale
+    rounded = ((gaussian_blur(cut, sigma) - 0.45) * 4.0 + 0.5).clamp(0.0, 1.0)
+    band = int(math.ceil(3.0 * float(sigma.max()))) * 2 + 1
+    near = dilate(inside.to(x.dtype), band) > 0
+    out = torch.where(near, torch.minimum(rounded, cut), cut)
+    lost = 1.0 - out.flatten(1).sum(1) / x.flatten(1).sum(1).clamp(min=1e-6)
+    keep = lost > uniform(gen, (b,), max_loss, dev)
+    return torch.where(per_sample(keep), x, out)
 
 
 @register_style("brush_edge", amount=(0.15, 0.4), cells=(16, 32))
@@ -291,7 +327,9 @@ _HEAVY_WEIGHT: dict[str, dict[str, Any]] = {
 #: (hard, jagged outlines whose intact edges must not be taken for damage; `faithful` v2–v5);
 #: ``calligraphy-heavy``: ``calligraphy`` with strokes up to 8 px heavier per side (`faithful` v6);
 #: ``real-hands``: ``calligraphy-heavy`` with soft, grey-scanned outlines on a third of the glyphs
-#: (candidate v8: better on real writing, leaves blurred fonts soft; docs/RESULTS.md, "Soft outlines").
+#: (candidate v8: better on real writing, leaves blurred fonts soft; docs/RESULTS.md, "Soft outlines");
+#: ``running-script``: ``calligraphy-heavy`` with strokes left out on 30 % of the glyphs (running
+#: and cursive hands lack strokes the standard form has; docs/RESULTS.md, "Strokes a hand leaves out").
 STYLE_PRESETS: dict[str, dict[str, Any]] = {
     "writers": {
         "ops": {
@@ -310,6 +348,14 @@ STYLE_PRESETS: dict[str, dict[str, Any]] = {
     },
     "real-hands": {
         "ops": {**_BRUSH_OPS, **_HEAVY_WEIGHT, "binarize": {"p": 0.4}, "soft_edge": {"p": 0.35}},
+    },
+    "running-script": {
+        "ops": {
+            **_BRUSH_OPS,
+            **_HEAVY_WEIGHT,
+            "stroke_omission": {"p": 0.3},
+            "binarize": {"p": 0.4},
+        },
     },
 }
 
