@@ -329,7 +329,8 @@ _HEAVY_WEIGHT: dict[str, dict[str, Any]] = {
 #: ``real-hands``: ``calligraphy-heavy`` with soft, grey-scanned outlines on a third of the glyphs
 #: (candidate v8: better on real writing, leaves blurred fonts soft; docs/RESULTS.md, "Soft outlines");
 #: ``running-script``: ``calligraphy-heavy`` with strokes left out on 30 % of the glyphs (running
-#: and cursive hands lack strokes the standard form has; docs/RESULTS.md, "Strokes a hand leaves out").
+#: and cursive hands lack strokes the standard form has; a validation style: docs/RESULTS.md, "Ink
+#: that leaves no trace").
 STYLE_PRESETS: dict[str, dict[str, Any]] = {
     "writers": {
         "ops": {
