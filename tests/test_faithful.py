@@ -17,6 +17,7 @@ from restoreae.damage.style import (
     build_style,
     list_style_ops,
 )
+from restoreae.damage.torch_kernels import dilate_disc, erode_disc
 from restoreae.errors import ConfigError
 from restoreae.models.io import add_damage_mask, for_inference
 from restoreae.models.registry import create_model
@@ -149,6 +150,30 @@ def test_stroke_weight_thickens_and_thins():
     g = torch.Generator().manual_seed(0)
     assert StyleTransform(fat)(x, g).sum() > 1.3 * x.sum()
     assert StyleTransform(thin)(x, g).sum() < 0.9 * x.sum()
+
+
+def test_disc_weight_has_round_corners_where_the_square_has_square_ones():
+    dot = torch.zeros(1, 1, 15, 15)
+    dot[0, 0, 7, 7] = 1.0
+    disc = dilate_disc(dot, 3.0)
+    yy, xx = torch.meshgrid(torch.arange(15), torch.arange(15), indexing="ij")
+    within = ((yy - 7) ** 2 + (xx - 7) ** 2) <= 9
+    assert torch.equal(disc[0, 0].bool(), within)  # exactly the pixels within 3 px
+    assert torch.equal(erode_disc(disc, 3.0), dot)  # the disc erodes back to its dot
+    # A diagonal bar: a square adds √2 times the weight a disc adds across it.
+    bar = (torch.eye(128) + torch.eye(128).roll(1, 1)).clamp(max=1)[
+        None, None
+    ]  # 128 px: radii as given
+    sq = StyleConfig.from_dict({"stroke_weight": {"p": 1.0, "radius": 2.0, "vary": 0.0}}, "t")
+    rd = StyleConfig.from_dict(
+        {"stroke_weight": {"p": 1.0, "radius": 2.0, "vary": 0.0, "shape": "disc"}}, "t"
+    )
+    gain_sq = StyleTransform(sq)(bar, torch.Generator().manual_seed(0)).sum() / bar.sum()
+    gain_rd = StyleTransform(rd)(bar, torch.Generator().manual_seed(0)).sum() / bar.sum()
+    assert gain_sq > 1.2 * gain_rd > 1.2 * 1.5
+    bad = StyleConfig.from_dict({"stroke_weight": {"p": 1.0, "shape": "star"}}, "t")
+    with pytest.raises(ConfigError, match="shape must be 'square' or 'disc', got 'star'"):
+        StyleTransform(bad)(bar, torch.Generator().manual_seed(0))
 
 
 # --------------------------------------------------------------------------- composite models

@@ -26,7 +26,9 @@ import torch.nn.functional as F
 
 from restoreae.damage.torch_kernels import (
     dilate,
+    dilate_disc,
     erode,
+    erode_disc,
     gaussian_blur,
     ink_points,
     per_sample,
@@ -83,22 +85,40 @@ def _warp(x: Tensor, dx: Tensor, dy: Tensor) -> Tensor:
 
 
 # ------------------------------------------------------------------------------------------ ops
-@register_style("stroke_weight", radius=(-1.5, 2.5), vary=(0.3, 0.9), cells=(2, 5))
-def stroke_weight(x: Tensor, gen: torch.Generator, *, radius: Any, vary: Any, cells: Any) -> Tensor:
+@register_style("stroke_weight", radius=(-1.5, 2.5), vary=(0.3, 0.9), cells=(2, 5), shape="square")
+def stroke_weight(
+    x: Tensor, gen: torch.Generator, *, radius: Any, vary: Any, cells: Any, shape: str
+) -> Tensor:
     """Thicker (radius > 0) or thinner (< 0) strokes, by ``|radius|`` px of grey-level dilation or
-    erosion; the change fades in and out along the strokes (``vary`` of it follows smooth noise
-    with ``cells`` blobs per side). Thinning never removes more than half of a glyph's ink."""
+    erosion with a ``shape`` of ``"square"`` (a 2·|radius|+1 px window, like the seed's
+    ``erode_dilate`` damage) or ``"disc"`` (a round brush: no square corners, diagonals no
+    heavier than the rest); the change fades in and out along the strokes (``vary`` of it follows
+    smooth noise with ``cells`` blobs per side). Thinning never removes more than half of a
+    glyph's ink."""
+    if shape not in ("square", "disc"):
+        raise ConfigError(f"stroke_weight: shape must be 'square' or 'disc', got {shape!r}")
     b, _, h, w = x.shape
     r = uniform(gen, (b,), radius, x.device) * size_scale(x)
-    k = (2.0 * r.abs()).round().long() + 1  # odd-ish window: 2 r + 1 pixels
     out = x.clone()
-    for kk in torch.unique(k).tolist():
-        if kk <= 1:
-            continue
-        for sign, op in ((1, dilate), (-1, erode)):
-            idx = torch.nonzero((k == kk) & ((r > 0) if sign > 0 else (r < 0))).squeeze(1)
-            if idx.numel():
-                out[idx] = op(x[idx], int(kk))
+    if shape == "square":
+        k = (2.0 * r.abs()).round().long() + 1  # odd-ish window: 2 r + 1 pixels
+        for kk in torch.unique(k).tolist():
+            if kk <= 1:
+                continue
+            for sign, op in ((1, dilate), (-1, erode)):
+                idx = torch.nonzero((k == kk) & ((r > 0) if sign > 0 else (r < 0))).squeeze(1)
+                if idx.numel():
+                    out[idx] = op(x[idx], int(kk))
+    else:
+        half_px = (2.0 * r.abs()).round() / 2.0  # radii to the half pixel: few distinct discs
+        for rr in torch.unique(half_px).tolist():
+            if rr < 1.0:
+                continue
+            for sign, op in ((1, dilate_disc), (-1, erode_disc)):
+                idx = torch.nonzero((half_px == rr) & ((r > 0) if sign > 0 else (r < 0)))
+                idx = idx.squeeze(1)
+                if idx.numel():
+                    out[idx] = op(x[idx], float(rr))
     weight = 1.0 - per_sample(uniform(gen, (b,), vary, x.device)) * smooth_noise(
         gen, b, h, w, cells, x.device
     )

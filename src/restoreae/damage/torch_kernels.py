@@ -8,6 +8,7 @@ and a single number fixes it. Pixel sizes are relative to a 128 px glyph (:func:
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -81,6 +82,31 @@ def dilate(x: Tensor, k: int) -> Tensor:
 def erode(x: Tensor, k: int) -> Tensor:
     """Grey erosion of ``x`` in [0, 1] by a ``k × k`` square; the border does not erode."""
     return 1.0 - dilate(1.0 - x, k)
+
+
+def dilate_disc(x: Tensor, radius: float) -> Tensor:
+    """Grey dilation of ``x >= 0`` by a disc of ``radius`` px (the pixels within ``radius`` of the
+    centre), zero outside the image: the weight a round brush adds, without the square corners
+    and the √2-wider diagonals of :func:`dilate`. One horizontal running max per disc row."""
+    reach = int(math.floor(radius))
+    if reach < 1:
+        return x
+    h = x.shape[2]
+    out = x
+    for dy in range(-reach, reach + 1):
+        half = int(math.floor(math.sqrt(max(radius * radius - dy * dy, 0.0))))
+        row = _max_filter(x, 2 * half + 1, 3)
+        if dy > 0:  # out[y] takes row[y - dy]: the disc reaches dy rows up
+            row = F.pad(row, (0, 0, dy, 0)).narrow(2, 0, h)
+        elif dy < 0:
+            row = F.pad(row, (0, 0, 0, -dy)).narrow(2, -dy, h)
+        out = torch.maximum(out, row)
+    return out
+
+
+def erode_disc(x: Tensor, radius: float) -> Tensor:
+    """Grey erosion of ``x`` in [0, 1] by a disc of ``radius`` px; the border does not erode."""
+    return 1.0 - dilate_disc(1.0 - x, radius)
 
 
 def ink_points(gen: torch.Generator, x: Tensor, n: int = 1) -> tuple[Tensor, Tensor]:
