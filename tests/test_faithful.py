@@ -176,6 +176,14 @@ def test_disc_weight_has_round_corners_where_the_square_has_square_ones():
         StyleTransform(bad)(bar, torch.Generator().manual_seed(0))
 
 
+def test_calligraphy_round_is_calligraphy_heavy_drawn_with_a_disc():
+    heavy = StyleConfig.resolve("calligraphy-heavy").ops
+    round_ = StyleConfig.resolve("calligraphy-round").ops
+    assert heavy["stroke_weight"]["shape"] == "square"
+    assert round_["stroke_weight"]["shape"] == "disc"
+    assert {**round_, "stroke_weight": {**round_["stroke_weight"], "shape": "square"}} == heavy
+
+
 # --------------------------------------------------------------------------- composite models
 def test_composite_output_is_mask_blend_of_content_and_input():
     torch.manual_seed(0)

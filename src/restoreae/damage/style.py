@@ -348,6 +348,9 @@ _HEAVY_WEIGHT: dict[str, dict[str, Any]] = {
 #: ``calligraphy-heavy``: ``calligraphy`` with strokes up to 8 px heavier per side (`faithful` v6);
 #: ``real-hands``: ``calligraphy-heavy`` with soft, grey-scanned outlines on a third of the glyphs
 #: (candidate v8: better on real writing, leaves blurred fonts soft; docs/RESULTS.md, "Soft outlines");
+#: ``calligraphy-round``: ``calligraphy-heavy`` with the weight drawn by a round brush (disc), so
+#: that square corners and heavier diagonals mark the seed's ``erode_dilate`` damage, not a writer
+#: (default v14; docs/RESULTS.md, "A round brush for the writers' weight");
 #: ``running-script``: ``calligraphy-heavy`` with strokes left out on 30 % of the glyphs (running
 #: and cursive hands lack strokes the standard form has; a validation style: docs/RESULTS.md, "Ink
 #: that leaves no trace").
@@ -366,6 +369,13 @@ STYLE_PRESETS: dict[str, dict[str, Any]] = {
     "calligraphy": {"ops": {**_BRUSH_OPS, "binarize": {"p": 0.4}}},
     "calligraphy-heavy": {
         "ops": {**_BRUSH_OPS, **_HEAVY_WEIGHT, "binarize": {"p": 0.4}},
+    },
+    "calligraphy-round": {
+        "ops": {
+            **_BRUSH_OPS,
+            "stroke_weight": {**_HEAVY_WEIGHT["stroke_weight"], "shape": "disc"},
+            "binarize": {"p": 0.4},
+        },
     },
     "real-hands": {
         "ops": {**_BRUSH_OPS, **_HEAVY_WEIGHT, "binarize": {"p": 0.4}, "soft_edge": {"p": 0.35}},
