@@ -92,7 +92,7 @@ def stroke_weight(
     """Thicker (radius > 0) or thinner (< 0) strokes, by ``|radius|`` px of grey-level dilation or
     erosion with a ``shape`` of ``"square"`` (a 2·|radius|+1 px window, like the seed's
     ``erode_dilate`` damage) or ``"disc"`` (a round brush: no square corners, diagonals no
-    heavier than the rest); the change fades in and out along the strokes (``vary`` of it follows
+    heavier than the rest; radii to the half pixel, under 1 px unchanged); the change fades in and out along the strokes (``vary`` of it follows
     smooth noise with ``cells`` blobs per side). Thinning never removes more than half of a
     glyph's ink."""
     if shape not in ("square", "disc"):
