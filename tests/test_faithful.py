@@ -161,9 +161,8 @@ def test_disc_weight_has_round_corners_where_the_square_has_square_ones():
     assert torch.equal(disc[0, 0].bool(), within)  # exactly the pixels within 3 px
     assert torch.equal(erode_disc(disc, 3.0), dot)  # the disc erodes back to its dot
     # A diagonal bar: a square adds √2 times the weight a disc adds across it.
-    bar = (torch.eye(128) + torch.eye(128).roll(1, 1)).clamp(max=1)[
-        None, None
-    ]  # 128 px: radii as given
+    bar = (torch.eye(128) + torch.eye(128).roll(1, 1)).clamp(max=1)  # 128 px: radii as given
+    bar = bar[None, None]
     sq = StyleConfig.from_dict({"stroke_weight": {"p": 1.0, "radius": 2.0, "vary": 0.0}}, "t")
     rd = StyleConfig.from_dict(
         {"stroke_weight": {"p": 1.0, "radius": 2.0, "vary": 0.0, "shape": "disc"}}, "t"

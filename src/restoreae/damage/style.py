@@ -92,33 +92,25 @@ def stroke_weight(
     """Thicker (radius > 0) or thinner (< 0) strokes, by ``|radius|`` px of grey-level dilation or
     erosion with a ``shape`` of ``"square"`` (a 2·|radius|+1 px window, like the seed's
     ``erode_dilate`` damage) or ``"disc"`` (a round brush: no square corners, diagonals no
-    heavier than the rest; radii to the half pixel, under 1 px unchanged); the change fades in and out along the strokes (``vary`` of it follows
-    smooth noise with ``cells`` blobs per side). Thinning never removes more than half of a
-    glyph's ink."""
+    heavier than the rest; radii to the half pixel, under 1 px unchanged); the change fades in
+    and out along the strokes (``vary`` of it follows smooth noise with ``cells`` blobs per
+    side). Thinning never removes more than half of a glyph's ink."""
     if shape not in ("square", "disc"):
         raise ConfigError(f"stroke_weight: shape must be 'square' or 'disc', got {shape!r}")
     b, _, h, w = x.shape
     r = uniform(gen, (b,), radius, x.device) * size_scale(x)
+    if shape == "square":  # odd-ish window of 2 r + 1 pixels; 1 px changes nothing
+        size, smallest, thicken, thin = (2.0 * r.abs()).round() + 1, 2.0, dilate, erode
+    else:  # radii to the half pixel: few distinct discs
+        size, smallest, thicken, thin = (2.0 * r.abs()).round() / 2.0, 1.0, dilate_disc, erode_disc
     out = x.clone()
-    if shape == "square":
-        k = (2.0 * r.abs()).round().long() + 1  # odd-ish window: 2 r + 1 pixels
-        for kk in torch.unique(k).tolist():
-            if kk <= 1:
-                continue
-            for sign, op in ((1, dilate), (-1, erode)):
-                idx = torch.nonzero((k == kk) & ((r > 0) if sign > 0 else (r < 0))).squeeze(1)
-                if idx.numel():
-                    out[idx] = op(x[idx], int(kk))
-    else:
-        half_px = (2.0 * r.abs()).round() / 2.0  # radii to the half pixel: few distinct discs
-        for rr in torch.unique(half_px).tolist():
-            if rr < 1.0:
-                continue
-            for sign, op in ((1, dilate_disc), (-1, erode_disc)):
-                idx = torch.nonzero((half_px == rr) & ((r > 0) if sign > 0 else (r < 0)))
-                idx = idx.squeeze(1)
-                if idx.numel():
-                    out[idx] = op(x[idx], float(rr))
+    for s in torch.unique(size).tolist():
+        if s < smallest:
+            continue
+        for op, side in ((thicken, r > 0), (thin, r < 0)):
+            idx = torch.nonzero((size == s) & side).squeeze(1)
+            if idx.numel():
+                out[idx] = op(x[idx], int(s) if shape == "square" else s)
     weight = 1.0 - per_sample(uniform(gen, (b,), vary, x.device)) * smooth_noise(
         gen, b, h, w, cells, x.device
     )
