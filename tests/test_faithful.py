@@ -251,6 +251,30 @@ def test_damage_mask_tolerance_leaves_small_outline_moves_unmarked():
     assert int(damage_mask(blurred, clean, tolerance=1).sum()) == 0  # "range" forgives it
 
 
+def test_forgiven_outline_pixels_can_be_left_out_of_the_mask_loss():
+    clean = torch.zeros(1, 1, 16, 16)
+    clean[..., 4:12, 6:10] = 1.0
+    dilated = torch.zeros_like(clean)
+    dilated[..., 4:12, 5:11] = 1.0  # 1 px heavier each side: forgiven by a 1-px tolerance
+    x = torch.cat([dilated, torch.zeros_like(dilated)], 1)
+    crit = build_loss("l1")
+    band = damage_mask(dilated, clean)  # the 16 outline pixels the dilation added
+    # a model that undoes the dilation: right content, mask on the added band
+    undo = torch.cat([clean, band], 1)
+    kwargs = dict(mask_weight=1.0, mask_tolerance=1, mask_forgive="moved")
+    intact = composite_mask_loss(undo, x, clean, crit, **kwargs)
+    free = composite_mask_loss(undo, x, clean, crit, **kwargs, mask_forgiven="unsupervised")
+    # "intact" calls the band undamaged, so marking it costs BCE of a confident mistake
+    assert intact.item() > 0.5  # 16 of 256 pixels at -log(1e-6)
+    assert free.item() == pytest.approx(0.0, abs=1e-4)  # nothing left to pay for
+    # unforgiven pixels stay supervised: a mask on an untouched pixel still costs
+    wrong = undo.clone()
+    wrong[:, 1, 0, 0] = 1.0
+    assert composite_mask_loss(wrong, x, clean, crit, **kwargs, mask_forgiven="unsupervised") > 0.05
+    with pytest.raises(ValueError, match="mask_forgiven"):
+        composite_mask_loss(undo, x, clean, crit, **kwargs, mask_forgiven="ignore")
+
+
 def test_make_batch_clean_fraction_and_style():
     clean_u8 = (_glyphs(64, 32) * 255).to(torch.uint8)[:, 0]
     from restoreae.damage.pipeline import DamageConfig

@@ -102,6 +102,11 @@ class TrainSection:
     # What that tolerance forgives: "range" (a damaged value within the clean glyph's local range:
     # outline moves and blurs) or "moved" (a value the clean glyph holds nearby: moves only).
     mask_forgive: str = "range"
+    # How the forgiven pixels enter the mask loss: "intact" (supervised as not damaged: the model
+    # learns to leave every light weight change alone) or "unsupervised" (left out of the BCE: the
+    # output loss alone says whether to restore them, so a weight change the model can tell from a
+    # writer's is undone).
+    mask_forgiven: str = "intact"
     val_every: int | None = None  # optimizer steps; None: at the end of every epoch
     val_num: int = 256  # fixed seeded damaged validation glyphs
     val_batch_size: int | None = None  # None: batch_size

@@ -129,10 +129,14 @@ def validate_config(cfg: TrainConfig, check_paths: bool = True) -> None:
         raise bad("train.mask_weight", f"must be >= 0, got {t.mask_weight}")
     if t.mask_tolerance < 0:
         raise bad("train.mask_tolerance", f"must be >= 0, got {t.mask_tolerance}")
-    from restoreae.train.losses import MASK_FORGIVE, parse_loss_spec
+    from restoreae.train.losses import MASK_FORGIVE, MASK_FORGIVEN, parse_loss_spec
 
     if t.mask_forgive not in MASK_FORGIVE:
         raise bad("train.mask_forgive", f"must be one of {MASK_FORGIVE}, got {t.mask_forgive!r}")
+    if t.mask_forgiven not in MASK_FORGIVEN:
+        raise bad(
+            "train.mask_forgiven", f"must be one of {MASK_FORGIVEN}, got {t.mask_forgiven!r}"
+        )
 
     try:
         parse_loss_spec(t.loss)

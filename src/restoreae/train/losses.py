@@ -136,6 +136,10 @@ DAMAGE_MASK_THRESHOLD = 0.06
 #: the clean glyph holds nearby (outline moves only: a blur's new grey levels stay marked).
 MASK_FORGIVE = ("range", "moved")
 
+#: How :func:`composite_mask_loss` supervises the pixels the tolerance forgives: ``intact``, as
+#: not damaged (mask target 0); ``unsupervised``, not at all (left to the output loss).
+MASK_FORGIVEN = ("intact", "unsupervised")
+
 
 def damage_mask(
     damaged: Tensor,
@@ -181,20 +185,27 @@ def composite_mask_loss(
     mask_weight: float,
     mask_tolerance: int = 0,
     mask_forgive: str = "range",
+    mask_forgiven: str = "intact",
 ) -> Tensor:
     """Loss of a composite model from its ``(content, mask)`` output ``parts`` (B, 2, H, W).
 
     The output ``m * c + (1 - m) * x[:, :1]`` is scored by ``criterion`` against ``target``, and
     the mask ``m`` by binary cross-entropy against :func:`damage_mask` (weight ``mask_weight``;
     outlines moved by at most ``mask_tolerance`` px forgiven as ``mask_forgive`` says), so that
-    ``m`` marks what the damage changed and nothing else.
+    ``m`` marks what the damage changed and nothing else. ``mask_forgiven``: the forgiven
+    pixels (changed, but within the tolerance) are a target 0 (``intact``) or left out of the
+    BCE (``unsupervised``; the mean still runs over all pixels, so the BCE's scale is kept).
     """
+    if mask_forgiven not in MASK_FORGIVEN:
+        raise ValueError(f"mask_forgiven must be one of {MASK_FORGIVEN}, got {mask_forgiven!r}")
     parts, x0, target = parts.float(), x[:, :1].float(), target.float()
     content, mask = parts[:, :1], parts[:, 1:2]
     restored = mask * content + (1.0 - mask) * x0
     loss, _ = criterion(restored, target)
-    bce = F.binary_cross_entropy(
-        mask.clamp(1e-6, 1.0 - 1e-6),
-        damage_mask(x0, target, tolerance=mask_tolerance, forgive=mask_forgive),
-    )
+    marked = damage_mask(x0, target, tolerance=mask_tolerance, forgive=mask_forgive)
+    weight = None
+    if mask_forgiven == "unsupervised" and mask_tolerance > 0:
+        forgiven = damage_mask(x0, target) * (1.0 - marked)
+        weight = 1.0 - forgiven
+    bce = F.binary_cross_entropy(mask.clamp(1e-6, 1.0 - 1e-6), marked, weight=weight)
     return loss + mask_weight * bce
