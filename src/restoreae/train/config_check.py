@@ -134,9 +134,7 @@ def validate_config(cfg: TrainConfig, check_paths: bool = True) -> None:
     if t.mask_forgive not in MASK_FORGIVE:
         raise bad("train.mask_forgive", f"must be one of {MASK_FORGIVE}, got {t.mask_forgive!r}")
     if t.mask_forgiven not in MASK_FORGIVEN:
-        raise bad(
-            "train.mask_forgiven", f"must be one of {MASK_FORGIVEN}, got {t.mask_forgiven!r}"
-        )
+        raise bad("train.mask_forgiven", f"must be one of {MASK_FORGIVEN}, got {t.mask_forgiven!r}")
 
     try:
         parse_loss_spec(t.loss)
