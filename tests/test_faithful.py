@@ -183,6 +183,32 @@ def test_calligraphy_round_is_calligraphy_heavy_drawn_with_a_disc():
     assert {**round_, "stroke_weight": {**round_["stroke_weight"], "shape": "square"}} == heavy
 
 
+def test_ink_grain_pales_ink_and_moves_outlines_by_one_pixel_only():
+    x = torch.zeros(2, 1, 32, 32)
+    x[:, :, 8:24, 12:20] = 1.0  # a bar, 8 px wide
+    grain = StyleConfig.from_dict({"ink_grain": {"p": 1.0, "ragged": 0.5}}, "t")
+    out = StyleTransform(grain)(x, torch.Generator().manual_seed(0))
+    again = StyleTransform(grain)(x, torch.Generator().manual_seed(0))
+    assert torch.equal(out, again)  # seeded
+    assert out.min() >= 0.0 and out.max() <= 1.0
+    near = torch.nn.functional.max_pool2d(x, 3, stride=1, padding=1)  # the bar and 1 px around
+    assert torch.equal(out * (1 - near), torch.zeros_like(x))  # paper further away untouched
+    inner = -torch.nn.functional.max_pool2d(-x, 3, stride=1, padding=1)
+    core = out[inner.bool()]
+    assert (core < 1.0).float().mean() > 0.05 and core.min() >= 0.2  # speckled, never erased
+    edge = (x - inner).bool()
+    lost = (out[edge] == 0).float().mean()
+    gained = (out[(near - x).bool()] > 0).float().mean()
+    assert 0.1 < lost < 0.4 and 0.1 < gained < 0.4  # ragged on both sides of the outline
+
+
+def test_calligraphy_grain_is_calligraphy_round_with_grainy_ink():
+    round_ = StyleConfig.resolve("calligraphy-round").ops
+    grain = StyleConfig.resolve("calligraphy-grain").ops
+    assert grain.pop("ink_grain")["p"] == 0.35
+    assert grain == round_
+
+
 # --------------------------------------------------------------------------- composite models
 def test_composite_output_is_mask_blend_of_content_and_input():
     torch.manual_seed(0)

@@ -256,6 +256,29 @@ def soft_edge(x: Tensor, gen: torch.Generator, *, sigma: Any) -> Tensor:
     return gaussian_blur(x, s)
 
 
+@register_style("ink_grain", speckle=(0.1, 0.35), depth=(0.3, 0.8), ragged=(0.15, 0.4))
+def ink_grain(x: Tensor, gen: torch.Generator, *, speckle: Any, depth: Any, ragged: Any) -> Tensor:
+    """Grainy ink, as a ballpoint or a dry pen scanned shows (real-dev handwriting): a share
+    ``speckle`` of the ink pixels paler by up to ``depth``, and a share ``ragged`` of the
+    outline's pixels moved by one pixel — an ink pixel on the outline lost or a paper pixel beside
+    it inked (half each). Pixel-scale, so it runs last, after ``binarize`` and ``soft_edge``: the
+    grain and the 1 px raggedness are the writer's, not an erosion's."""
+    b, dev = x.shape[0], x.device
+    ink = (x > 0.5).float()
+    pale = (rand(gen, tuple(x.shape), dev) < per_sample(uniform(gen, (b,), speckle, dev))).float()
+    out = x * (
+        1.0 - pale * rand(gen, tuple(x.shape), dev) * per_sample(uniform(gen, (b,), depth, dev))
+    )
+    inner = -F.max_pool2d(-ink, 3, stride=1, padding=1)  # ink with no paper beside it
+    outer = F.max_pool2d(ink, 3, stride=1, padding=1)  # ink or paper beside ink
+    edge_ink, edge_paper = ink * (1.0 - inner), (1.0 - ink) * outer
+    move = (rand(gen, tuple(x.shape), dev) < per_sample(uniform(gen, (b,), ragged, dev))).float()
+    lose = move * edge_ink * (rand(gen, tuple(x.shape), dev) < 0.5).float()
+    gain = move * edge_paper * (rand(gen, tuple(x.shape), dev) < 0.5).float()
+    level = (x * ink).flatten(1).sum(1) / ink.flatten(1).sum(1).clamp(min=1.0)  # mean ink level
+    return out * (1.0 - lose) + gain * per_sample(level)
+
+
 # ------------------------------------------------------------------------------------- config
 @dataclass
 class StyleConfig:
@@ -343,6 +366,8 @@ _HEAVY_WEIGHT: dict[str, dict[str, Any]] = {
 #: ``calligraphy-round``: ``calligraphy-heavy`` with the weight drawn by a round brush (disc), so
 #: that square corners and heavier diagonals mark the seed's ``erode_dilate`` damage, not a writer
 #: (default v14; docs/RESULTS.md, "A round brush for the writers' weight");
+#: ``calligraphy-grain``: ``calligraphy-round`` with grainy ink (speckle, ragged 1 px outlines) on
+#: 35 % of the glyphs, as real pen handwriting shows (candidate f23; docs/RESULTS.md);
 #: ``running-script``: ``calligraphy-heavy`` with strokes left out on 30 % of the glyphs (running
 #: and cursive hands lack strokes the standard form has; a validation style: docs/RESULTS.md, "Ink
 #: that leaves no trace").
@@ -367,6 +392,14 @@ STYLE_PRESETS: dict[str, dict[str, Any]] = {
             **_BRUSH_OPS,
             "stroke_weight": {**_HEAVY_WEIGHT["stroke_weight"], "shape": "disc"},
             "binarize": {"p": 0.4},
+        },
+    },
+    "calligraphy-grain": {
+        "ops": {
+            **_BRUSH_OPS,
+            "stroke_weight": {**_HEAVY_WEIGHT["stroke_weight"], "shape": "disc"},
+            "binarize": {"p": 0.4},
+            "ink_grain": {"p": 0.35},
         },
     },
     "real-hands": {
