@@ -105,7 +105,8 @@ class TrainSection:
     # How the forgiven pixels enter the mask loss: "intact" (supervised as not damaged: the model
     # learns to leave every light weight change alone) or "unsupervised" (left out of the BCE: the
     # output loss alone says whether to restore them, so a weight change the model can tell from a
-    # writer's is undone).
+    # writer's is undone; measured in docs/RESULTS.md, "Forgiven outlines left to the output loss":
+    # it also smooths real pen handwriting's grainy ink).
     mask_forgiven: str = "intact"
     val_every: int | None = None  # optimizer steps; None: at the end of every epoch
     val_num: int = 256  # fixed seeded damaged validation glyphs
