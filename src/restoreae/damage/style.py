@@ -269,8 +269,8 @@ def ink_grain(x: Tensor, gen: torch.Generator, *, speckle: Any, depth: Any, ragg
     out = x * (
         1.0 - pale * rand(gen, tuple(x.shape), dev) * per_sample(uniform(gen, (b,), depth, dev))
     )
-    inner = -F.max_pool2d(-ink, 3, stride=1, padding=1)  # ink with no paper beside it
-    outer = F.max_pool2d(ink, 3, stride=1, padding=1)  # ink or paper beside ink
+    inner = erode(ink, 3)  # ink with no paper beside it
+    outer = dilate(ink, 3)  # ink or paper beside ink
     edge_ink, edge_paper = ink * (1.0 - inner), (1.0 - ink) * outer
     move = (rand(gen, tuple(x.shape), dev) < per_sample(uniform(gen, (b,), ragged, dev))).float()
     lose = move * edge_ink * (rand(gen, tuple(x.shape), dev) < 0.5).float()
@@ -357,6 +357,13 @@ _HEAVY_WEIGHT: dict[str, dict[str, Any]] = {
     "stroke_weight": {"p": 0.7, "radius": [-1.5, 8.0], "vary": [0.7, 1.0], "cells": [3, 6]}
 }
 
+# ``calligraphy-heavy`` with the weight drawn by a round brush (the ``calligraphy-round`` preset).
+_ROUND_OPS: dict[str, dict[str, Any]] = {
+    **_BRUSH_OPS,
+    "stroke_weight": {**_HEAVY_WEIGHT["stroke_weight"], "shape": "disc"},
+    "binarize": {"p": 0.4},
+}
+
 #: Built-in style configs. ``writers``: a mild synthetic-writer mix (first `faithful` model);
 #: ``brush``: heavy brush strokes too; ``calligraphy``: ``brush`` plus black-and-white scans
 #: (hard, jagged outlines whose intact edges must not be taken for damage; `faithful` v2–v5);
@@ -387,21 +394,8 @@ STYLE_PRESETS: dict[str, dict[str, Any]] = {
     "calligraphy-heavy": {
         "ops": {**_BRUSH_OPS, **_HEAVY_WEIGHT, "binarize": {"p": 0.4}},
     },
-    "calligraphy-round": {
-        "ops": {
-            **_BRUSH_OPS,
-            "stroke_weight": {**_HEAVY_WEIGHT["stroke_weight"], "shape": "disc"},
-            "binarize": {"p": 0.4},
-        },
-    },
-    "calligraphy-grain": {
-        "ops": {
-            **_BRUSH_OPS,
-            "stroke_weight": {**_HEAVY_WEIGHT["stroke_weight"], "shape": "disc"},
-            "binarize": {"p": 0.4},
-            "ink_grain": {"p": 0.35},
-        },
-    },
+    "calligraphy-round": {"ops": _ROUND_OPS},
+    "calligraphy-grain": {"ops": {**_ROUND_OPS, "ink_grain": {"p": 0.35}}},
     "real-hands": {
         "ops": {**_BRUSH_OPS, **_HEAVY_WEIGHT, "binarize": {"p": 0.4}, "soft_edge": {"p": 0.35}},
     },
