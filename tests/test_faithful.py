@@ -17,7 +17,7 @@ from restoreae.damage.style import (
     build_style,
     list_style_ops,
 )
-from restoreae.damage.torch_kernels import dilate_disc, erode_disc
+from restoreae.damage.torch_kernels import dilate_disc, erode_disc, skeleton
 from restoreae.errors import ConfigError
 from restoreae.models.io import add_damage_mask, for_inference
 from restoreae.models.registry import create_model
@@ -207,6 +207,48 @@ def test_calligraphy_grain_is_calligraphy_round_with_grainy_ink():
     grain = StyleConfig.resolve("calligraphy-grain").ops
     assert grain.pop("ink_grain")["p"] == 0.35
     assert grain == round_
+
+
+def test_skeleton_thins_strokes_to_connected_one_pixel_lines():
+    x = torch.zeros(1, 1, 40, 64)
+    x[0, 0, 10:19, 6:58] = 1.0  # a bar, 9 px thick
+    x[0, 0, 10:36, 28:35] = 1.0  # a 7 px stem below it: a T
+    lines = skeleton(x)
+    assert set(lines.unique().tolist()) <= {0.0, 1.0}
+    assert torch.equal(lines * x, lines)  # inside the ink
+    per_column = lines[0, 0, :, 12:24].sum(0)
+    assert torch.equal(per_column, torch.ones_like(per_column))  # the bar: one pixel per column
+    assert int(lines[0, 0, 14, 12:24].sum()) == 12  # on its middle row
+    per_row = lines[0, 0, 24:32, :].sum(1)
+    assert torch.equal(per_row, torch.ones_like(per_row))  # the stem: one pixel per row
+    import cv2
+
+    count, _ = cv2.connectedComponents(lines[0, 0].numpy().astype(np.uint8), connectivity=8)
+    assert count == 2  # background + one connected T
+    assert torch.equal(skeleton(torch.zeros(2, 1, 8, 8)), torch.zeros(2, 1, 8, 8))
+
+
+@pytest.mark.parametrize(("radius", "width"), [(1.0, 3), (2.0, 5)])
+def test_pen_redraws_strokes_with_a_uniform_nib(radius, width):
+    x = torch.zeros(2, 1, 128, 128)  # radii are in pixels at 128 px
+    x[0, 0, 40:53, 16:112] = 1.0  # a heavy bar, 13 px
+    x[0, 0, 80:84, 16:112] = 1.0  # a light one, 4 px
+    pen = StyleConfig.from_dict(
+        {"pen": {"p": 1.0, "radius": radius, "swell": 0.0, "soften": 0.0}}, "t"
+    )
+    out = StyleTransform(pen)(x, torch.Generator().manual_seed(0))
+    again = StyleTransform(pen)(x, torch.Generator().manual_seed(0))
+    assert torch.equal(out, again)
+    widths = (out[0, 0, :, 32:96] > 0.5).sum(0)
+    assert torch.equal(widths, torch.full_like(widths, 2 * width))  # both bars `width` px
+    assert torch.equal(out[1], x[1])  # no ink: unchanged
+
+
+def test_calligraphy_pen_is_calligraphy_round_with_pen_writers():
+    round_ = StyleConfig.resolve("calligraphy-round").ops
+    pen = StyleConfig.resolve("calligraphy-pen").ops
+    assert pen.pop("pen")["p"] == 0.3
+    assert pen == round_
 
 
 # --------------------------------------------------------------------------- composite models

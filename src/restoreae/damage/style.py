@@ -36,6 +36,7 @@ from restoreae.damage.torch_kernels import (
     rand,
     randint,
     size_scale,
+    skeleton,
     smooth_noise,
     uniform,
 )
@@ -120,6 +121,37 @@ def stroke_weight(
     ink_after = out.flatten(1).sum(1)
     too_thin = ink_after < 0.5 * ink_before
     return torch.where(per_sample(too_thin), x, out)
+
+
+@register_style("pen", radius=(1.0, 2.0), swell=(0.0, 0.6), cells=(2, 5), soften=(0.3, 0.8))
+def pen(
+    x: Tensor, gen: torch.Generator, *, radius: Any, swell: Any, cells: Any, soften: Any
+) -> Tensor:
+    """A hard pen's hand: the glyph's medial lines (:func:`~restoreae.damage.torch_kernels.
+    skeleton` of its ink > 0.5) redrawn with a round nib of ``radius`` px — the uniform thin
+    strokes of pen handwriting, which no installed font draws. The nib widens by up to ``swell``
+    × radius where smooth noise (``cells`` blobs per side) says the pen pressed harder; outlines
+    are softened by a Gaussian of ``soften`` px, as a grey scan shows. Radii to the half pixel;
+    a glyph without ink stays as it is."""
+    b, _, h, w = x.shape
+    dev = x.device
+    lines = skeleton(x)
+    r = uniform(gen, (b,), radius, dev) * size_scale(x)
+    wide = r * (1.0 + uniform(gen, (b,), swell, dev))
+    nibs = []
+    for radii in (r, wide):
+        radii = (2.0 * radii).round() / 2.0
+        drawn = lines.clone()
+        for s in torch.unique(radii).tolist():
+            idx = torch.nonzero(radii == s).squeeze(1)
+            drawn[idx] = dilate_disc(lines[idx], s)
+        nibs.append(drawn)
+    press = smooth_noise(gen, b, h, w, cells, dev)
+    out = ((nibs[0] + press * (nibs[1] - nibs[0]) - 0.5) * 3.0 + 0.5).clamp(0.0, 1.0)
+    sigma = uniform(gen, (b,), soften, dev).clamp(min=0.05) * size_scale(x)
+    out = gaussian_blur(out, sigma)
+    has_ink = lines.flatten(1).amax(1) > 0
+    return torch.where(per_sample(has_ink), out, x)
 
 
 @register_style("affine", rotate=(-6.0, 6.0), shear=(-0.2, 0.2), aspect=(0.85, 1.18))
@@ -375,6 +407,8 @@ _ROUND_OPS: dict[str, dict[str, Any]] = {
 #: (default v14; docs/RESULTS.md, "A round brush for the writers' weight");
 #: ``calligraphy-grain``: ``calligraphy-round`` with grainy ink (speckle, ragged 1 px outlines) on
 #: 35 % of the glyphs, as real pen handwriting shows (candidate f23; docs/RESULTS.md);
+#: ``calligraphy-pen``: ``calligraphy-round`` with 30 % of the glyphs redrawn by a hard pen
+#: (monoline strokes 2-5 px wide, as pen handwriting has; candidate f24; docs/RESULTS.md);
 #: ``running-script``: ``calligraphy-heavy`` with strokes left out on 30 % of the glyphs (running
 #: and cursive hands lack strokes the standard form has; a validation style: docs/RESULTS.md, "Ink
 #: that leaves no trace").
@@ -396,6 +430,7 @@ STYLE_PRESETS: dict[str, dict[str, Any]] = {
     },
     "calligraphy-round": {"ops": _ROUND_OPS},
     "calligraphy-grain": {"ops": {**_ROUND_OPS, "ink_grain": {"p": 0.35}}},
+    "calligraphy-pen": {"ops": {**_ROUND_OPS, "pen": {"p": 0.3}}},
     "real-hands": {
         "ops": {**_BRUSH_OPS, **_HEAVY_WEIGHT, "binarize": {"p": 0.4}, "soft_edge": {"p": 0.35}},
     },

@@ -109,6 +109,41 @@ def erode_disc(x: Tensor, radius: float) -> Tensor:
     return 1.0 - dilate_disc(1.0 - x, radius)
 
 
+def skeleton(ink: Tensor) -> Tensor:
+    """Medial lines, 1 px wide and connected as the ink is, of a binary ``(B, 1, H, W)`` image
+    (ink > 0.5): Zhang-Suen thinning (Zhang & Suen 1984, CACM 27(3)), both sub-iterations
+    batched, repeated until no pixel changes. Returns float 0/1 of ``ink``'s shape."""
+    x = (ink > 0.5).to(torch.float32)
+    h, w = x.shape[-2:]
+    while True:
+        changed = False
+        for step in (0, 1):
+            p = F.pad(x, (1, 1, 1, 1))
+            # neighbours P2..P9 (clockwise from north)
+            n = [
+                p[..., 0:h, 1 : w + 1],
+                p[..., 0:h, 2:],
+                p[..., 1 : h + 1, 2:],
+                p[..., 2:, 2:],
+                p[..., 2:, 1 : w + 1],
+                p[..., 2:, 0:w],
+                p[..., 1 : h + 1, 0:w],
+                p[..., 0:h, 0:w],
+            ]
+            count = sum(n)
+            rises = sum((1.0 - n[i]) * n[(i + 1) % 8] for i in range(8))
+            if step == 0:
+                gap = (n[0] * n[2] * n[4] == 0) & (n[2] * n[4] * n[6] == 0)
+            else:
+                gap = (n[0] * n[2] * n[6] == 0) & (n[0] * n[4] * n[6] == 0)
+            delete = (x > 0) & (count >= 2) & (count <= 6) & (rises == 1) & gap
+            if bool(delete.any()):
+                x = x.masked_fill(delete, 0.0)
+                changed = True
+        if not changed:
+            return x
+
+
 def ink_points(gen: torch.Generator, x: Tensor, n: int = 1) -> tuple[Tensor, Tensor]:
     """(y, x) float ``(B, n)`` of random ink pixels (> 0.5) per sample (uniform where a sample
     has no ink), by inverse-CDF sampling of the ink mask."""
