@@ -132,7 +132,8 @@ def pen(
     strokes of pen handwriting, which no installed font draws. The nib widens by up to ``swell``
     × radius where smooth noise (``cells`` blobs per side) says the pen pressed harder; outlines
     are softened by a Gaussian of ``soften`` px, as a grey scan shows. Radii to the half pixel;
-    a glyph without ink stays as it is."""
+    a glyph without ink stays as it is. Runs after ``stroke_weight``: strokes that a heavy weight
+    has merged give medial lines that loop through the merged ink."""
     b, _, h, w = x.shape
     dev = x.device
     lines = skeleton(x)
