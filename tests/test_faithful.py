@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -202,13 +203,6 @@ def test_ink_grain_pales_ink_and_moves_outlines_by_one_pixel_only():
     assert 0.1 < lost < 0.4 and 0.1 < gained < 0.4  # ragged on both sides of the outline
 
 
-def test_calligraphy_grain_is_calligraphy_round_with_grainy_ink():
-    round_ = StyleConfig.resolve("calligraphy-round").ops
-    grain = StyleConfig.resolve("calligraphy-grain").ops
-    assert grain.pop("ink_grain")["p"] == 0.35
-    assert grain == round_
-
-
 def test_skeleton_thins_strokes_to_connected_one_pixel_lines():
     x = torch.zeros(1, 1, 40, 64)
     x[0, 0, 10:19, 6:58] = 1.0  # a bar, 9 px thick
@@ -221,8 +215,6 @@ def test_skeleton_thins_strokes_to_connected_one_pixel_lines():
     assert int(lines[0, 0, 14, 12:24].sum()) == 12  # on its middle row
     per_row = lines[0, 0, 24:32, :].sum(1)
     assert torch.equal(per_row, torch.ones_like(per_row))  # the stem: one pixel per row
-    import cv2
-
     count, _ = cv2.connectedComponents(lines[0, 0].numpy().astype(np.uint8), connectivity=8)
     assert count == 2  # background + one connected T
     assert torch.equal(skeleton(torch.zeros(2, 1, 8, 8)), torch.zeros(2, 1, 8, 8))
@@ -244,11 +236,15 @@ def test_pen_redraws_strokes_with_a_uniform_nib(radius, width):
     assert torch.equal(out[1], x[1])  # no ink: unchanged
 
 
-def test_calligraphy_pen_is_calligraphy_round_with_pen_writers():
+@pytest.mark.parametrize(
+    ("preset", "op", "share"),
+    [("calligraphy-grain", "ink_grain", 0.35), ("calligraphy-pen", "pen", 0.3)],
+)
+def test_preset_is_calligraphy_round_plus_one_op(preset, op, share):
     round_ = StyleConfig.resolve("calligraphy-round").ops
-    pen = StyleConfig.resolve("calligraphy-pen").ops
-    assert pen.pop("pen")["p"] == 0.3
-    assert pen == round_
+    ops = StyleConfig.resolve(preset).ops
+    assert ops.pop(op)["p"] == share
+    assert ops == round_
 
 
 # --------------------------------------------------------------------------- composite models
