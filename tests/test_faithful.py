@@ -339,6 +339,24 @@ def test_forgiven_outline_pixels_can_be_left_out_of_the_mask_loss():
         composite_mask_loss(undo, x, clean, crit, **kwargs, mask_forgiven="ignore")
 
 
+def test_content_loss_scores_the_content_where_the_mask_is_off():
+    clean = torch.zeros(1, 1, 8, 8)
+    clean[..., 2:6, 3:5] = 1.0  # an intact stroke: nothing damaged
+    x = torch.cat([clean, torch.zeros_like(clean)], 1)
+    crit = build_loss("l1")
+    mask = torch.zeros_like(clean)
+    drifted = torch.cat([clean * 0.5, mask], 1)  # content dimmed inside the stroke, mask off
+    right = torch.cat([clean, mask], 1)
+    # the output is the input either way: without a content loss the drift costs nothing
+    assert composite_mask_loss(drifted, x, clean, crit, 1.0).item() == pytest.approx(
+        composite_mask_loss(right, x, clean, crit, 1.0).item()
+    )
+    scored = composite_mask_loss(drifted, x, clean, crit, 1.0, content_weight=0.5)
+    base = composite_mask_loss(right, x, clean, crit, 1.0, content_weight=0.5)
+    # 8 of 64 pixels off by 0.5, L1 mean 1/16, weighted 0.5
+    assert (scored - base).item() == pytest.approx(0.5 * 0.5 * 8 / 64, rel=1e-4)
+
+
 def test_make_batch_clean_fraction_and_style():
     clean_u8 = (_glyphs(64, 32) * 255).to(torch.uint8)[:, 0]
     from restoreae.damage.pipeline import DamageConfig

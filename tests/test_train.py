@@ -162,6 +162,8 @@ def test_config_overrides_are_yaml_typed(tiny_corpus, tmp_path):
         (lambda r: r["train"].update(mask_tolerance=-1), "train.mask_tolerance"),
         (lambda r: r["train"].update(mask_forgive="blur"), "train.mask_forgive"),
         (lambda r: r["train"].update(mask_forgiven="ignore"), "train.mask_forgiven"),
+        (lambda r: r["train"].update(content_weight=-0.5), "train.content_weight"),
+        (lambda r: r["train"].update(content_weight=0.5, mask_weight=0.0), "train.content_weight"),
         (lambda r: r["train"].update(val_damage=["op:no_such_op"]), "train.val_damage[0]"),
         (lambda r: r["train"].update(val_damage=["op:blur", "op:blur"]), "train.val_damage"),
         (lambda r: r["train"].update(val_style="no-such-style"), "train.val_style"),

@@ -108,6 +108,9 @@ class TrainSection:
     # writer's is undone; measured in docs/RESULTS.md, "Forgiven outlines left to the output loss":
     # it also smooths real pen handwriting's grainy ink).
     mask_forgiven: str = "intact"
+    # Composite models: weight of the output loss applied to the content c alone, on every pixel
+    # (0: c is scored only through m * c, so it is free wherever the mask is 0).
+    content_weight: float = 0.0
     val_every: int | None = None  # optimizer steps; None: at the end of every epoch
     val_num: int = 256  # fixed seeded damaged validation glyphs
     val_batch_size: int | None = None  # None: batch_size

@@ -127,6 +127,10 @@ def validate_config(cfg: TrainConfig, check_paths: bool = True) -> None:
         raise bad("train.device", f"must be auto, cpu, cuda or cuda:N, got {dev!r}")
     if t.mask_weight < 0:
         raise bad("train.mask_weight", f"must be >= 0, got {t.mask_weight}")
+    if t.content_weight < 0:
+        raise bad("train.content_weight", f"must be >= 0, got {t.content_weight}")
+    if t.content_weight > 0 and t.mask_weight == 0:
+        raise bad("train.content_weight", "needs a composite model trained with mask_weight > 0")
     if t.mask_tolerance < 0:
         raise bad("train.mask_tolerance", f"must be >= 0, got {t.mask_tolerance}")
     from restoreae.train.losses import MASK_FORGIVE, MASK_FORGIVEN, parse_loss_spec

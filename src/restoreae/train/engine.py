@@ -216,6 +216,7 @@ def _micro_step(run: RunState, clean_u8: Tensor, ref_u8: Tensor, micro: int) -> 
                 t_cfg.mask_tolerance,
                 t_cfg.mask_forgive,
                 t_cfg.mask_forgiven,
+                t_cfg.content_weight,
             )
         else:
             loss, _ = run.criterion(out, target)

@@ -186,6 +186,7 @@ def composite_mask_loss(
     mask_tolerance: int = 0,
     mask_forgive: str = "range",
     mask_forgiven: str = "intact",
+    content_weight: float = 0.0,
 ) -> Tensor:
     """Loss of a composite model from its ``(content, mask)`` output ``parts`` (B, 2, H, W).
 
@@ -195,6 +196,11 @@ def composite_mask_loss(
     ``m`` marks what the damage changed and nothing else. ``mask_forgiven``: the forgiven
     pixels (changed, but within the tolerance) are a target 0 (``intact``) or left out of the
     BCE (``unsupervised``; the mean still runs over all pixels, so the BCE's scale is kept).
+
+    ``content_weight`` > 0 also scores the content ``c`` itself against ``target`` on every
+    pixel (``criterion``, times that weight). Without it ``c`` is unsupervised wherever the mask
+    is 0 — most of an intact glyph — and may drift there to anything; a mask that then fires a
+    little (inside a wide stroke, say) lets that drift into the output.
     """
     if mask_forgiven not in MASK_FORGIVEN:
         raise ValueError(f"mask_forgiven must be one of {MASK_FORGIVEN}, got {mask_forgiven!r}")
@@ -202,6 +208,8 @@ def composite_mask_loss(
     content, mask = parts[:, :1], parts[:, 1:2]
     restored = mask * content + (1.0 - mask) * x0
     loss, _ = criterion(restored, target)
+    if content_weight > 0:
+        loss = loss + content_weight * criterion(content, target)[0]
     marked = damage_mask(x0, target, tolerance=mask_tolerance, forgive=mask_forgive)
     weight = None
     if mask_forgiven == "unsupervised" and mask_tolerance > 0:
