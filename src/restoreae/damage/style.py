@@ -405,7 +405,7 @@ _ROUND_OPS: dict[str, dict[str, Any]] = {
 #: (candidate v8: better on real writing, leaves blurred fonts soft; docs/RESULTS.md, "Soft outlines");
 #: ``calligraphy-round``: ``calligraphy-heavy`` with the weight drawn by a round brush (disc), so
 #: that square corners and heavier diagonals mark the seed's ``erode_dilate`` damage, not a writer
-#: (default v14 and v15; docs/RESULTS.md, "A round brush for the writers' weight");
+#: (default v14 to v16; docs/RESULTS.md, "A round brush for the writers' weight");
 #: ``calligraphy-grain``: ``calligraphy-round`` with grainy ink (speckle, ragged 1 px outlines) on
 #: 35 % of the glyphs, as real pen handwriting shows (candidate f23; docs/RESULTS.md);
 #: ``calligraphy-pen``: ``calligraphy-round`` with 30 % of the glyphs redrawn by a hard pen
