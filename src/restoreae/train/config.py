@@ -109,7 +109,8 @@ class TrainSection:
     # it also smooths real pen handwriting's grainy ink).
     mask_forgiven: str = "intact"
     # Composite models: weight of the output loss applied to the content c alone, on every pixel
-    # (0: c is scored only through m * c, so it is free wherever the mask is 0).
+    # (0: c is scored only through m * c, so it is free wherever the mask is 0; measured in
+    # docs/RESULTS.md, "The content head supervised everywhere").
     content_weight: float = 0.0
     val_every: int | None = None  # optimizer steps; None: at the end of every epoch
     val_num: int = 256  # fixed seeded damaged validation glyphs
