@@ -315,6 +315,31 @@ def test_damage_mask_tolerance_leaves_small_outline_moves_unmarked():
     assert int(damage_mask(blurred, clean, tolerance=1).sum()) == 0  # "range" forgives it
 
 
+def test_outline_tolerance_marks_a_thin_stroke_erased_whole():
+    clean = torch.zeros(1, 1, 16, 16)
+    clean[..., 2:14, 2:6] = 1.0  # a stroke 4 px wide
+    clean[..., 2:14, 10:12] = 1.0  # and one 2 px wide
+    eroded = torch.zeros_like(clean)
+    eroded[..., 3:13, 3:5] = 1.0  # the wide stroke 1 px thinner all round; the thin one gone
+    # "moved" forgives both: every pixel of the 2 px stroke has paper within 1 px in the clean glyph
+    assert int(damage_mask(eroded, clean, tolerance=1, forgive="moved").sum()) == 0
+    # "outline" forgives the wide stroke's moved outline and marks the vanished stroke, all of it
+    outline = damage_mask(eroded, clean, tolerance=1, forgive="outline")
+    assert outline[..., 2:14, 10:12].all() and int(outline.sum()) == 12 * 2
+    # a gap of 2 px filled whole (two strokes merged) is marked the same way
+    two = torch.zeros_like(clean)
+    two[..., 2:14, 2:6] = 1.0
+    two[..., 2:14, 8:12] = 1.0
+    merged = torch.zeros_like(clean)
+    merged[..., 2:14, 2:12] = 1.0
+    assert int(damage_mask(merged, two, tolerance=1, forgive="moved").sum()) == 0
+    filled = damage_mask(merged, two, tolerance=1, forgive="outline")
+    # (its two end rows touch paper 1 px away, an outline that is still there)
+    assert filled[..., 3:13, 6:8].all() and int(filled.sum()) == 10 * 2
+    with pytest.raises(ValueError, match="forgive"):
+        damage_mask(eroded, clean, tolerance=1, forgive="shrunk")
+
+
 def test_forgiven_outline_pixels_can_be_left_out_of_the_mask_loss():
     clean = torch.zeros(1, 1, 16, 16)
     clean[..., 4:12, 6:10] = 1.0

@@ -133,8 +133,10 @@ DAMAGE_MASK_THRESHOLD = 0.06
 
 #: How :func:`damage_mask` forgives an outline within its tolerance: ``range``, a damaged value
 #: within the clean glyph's local range (outline moves and blurs); ``moved``, a damaged value that
-#: the clean glyph holds nearby (outline moves only: a blur's new grey levels stay marked).
-MASK_FORGIVE = ("range", "moved")
+#: the clean glyph holds nearby (outline moves only: a blur's new grey levels stay marked);
+#: ``outline``, as ``moved`` and the clean value also held nearby by the damaged glyph (the
+#: outline moved and is still there: a stroke or gap no wider than 2r that vanished stays marked).
+MASK_FORGIVE = ("range", "moved", "outline")
 
 #: How :func:`composite_mask_loss` supervises the pixels the tolerance forgives: ``intact``, as
 #: not damaged (mask target 0); ``unsupervised``, not at all (left to the output loss).
@@ -154,7 +156,11 @@ def damage_mask(
     at most r pixels, since a hand varies that much: with ``forgive="range"`` when its damaged
     value lies within the clean glyph's range over r pixels (light erosion, dilation or blur),
     with ``forgive="moved"`` when the clean glyph holds that value (within ``threshold``) at most
-    r pixels away (erosion and dilation; a blur's new grey levels stay marked).
+    r pixels away (erosion and dilation; a blur's new grey levels stay marked), with
+    ``forgive="outline"`` when, besides, the damaged glyph holds the clean value at most r pixels
+    away: the outline moved but is still there. ``moved`` alone also forgives a stroke (or a gap
+    between strokes) at most 2r px wide that the damage removed (filled) whole, since every pixel
+    of it has paper (ink) within r px in the clean glyph; ``outline`` marks it.
     """
     damaged, clean = damaged.float(), clean.float()
     if tolerance <= 0:
@@ -164,17 +170,23 @@ def damage_mask(
         hi = F.max_pool2d(clean, k, stride=1, padding=r)
         lo = -F.max_pool2d(-clean, k, stride=1, padding=r)
         return ((damaged > hi + threshold) | (damaged < lo - threshold)).float()
-    if forgive != "moved":
+    if forgive not in ("moved", "outline"):
         raise ValueError(f"forgive must be one of {MASK_FORGIVE}, got {forgive!r}")
-    h, w = clean.shape[-2:]
-    padded = F.pad(clean, (r, r, r, r), mode="replicate")
-    nearest = torch.full_like(damaged, float("inf"))
-    for dy in range(k):
-        for dx in range(k):
-            nearest = torch.minimum(
-                nearest, (damaged - padded[..., dy : dy + h, dx : dx + w]).abs()
-            )
-    return (nearest > threshold).float()
+    marked = _nearest_gap(damaged, clean, r) > threshold
+    if forgive == "outline":
+        marked |= _nearest_gap(clean, damaged, r) > threshold
+    return marked.float()
+
+
+def _nearest_gap(values: Tensor, field: Tensor, r: int) -> Tensor:
+    """Per pixel, ``min |values(p) - field(q)|`` over q within r px (a (2r+1)² square) of p."""
+    h, w = field.shape[-2:]
+    padded = F.pad(field, (r, r, r, r), mode="replicate")
+    nearest = torch.full_like(values, float("inf"))
+    for dy in range(2 * r + 1):
+        for dx in range(2 * r + 1):
+            nearest = torch.minimum(nearest, (values - padded[..., dy : dy + h, dx : dx + w]).abs())
+    return nearest
 
 
 def composite_mask_loss(
