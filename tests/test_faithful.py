@@ -336,6 +336,19 @@ def test_outline_tolerance_marks_a_thin_stroke_erased_whole():
     filled = damage_mask(merged, two, tolerance=1, forgive="outline")
     # (its two end rows touch paper 1 px away, an outline that is still there)
     assert filled[..., 3:13, 6:8].all() and int(filled.sum()) == 10 * 2
+    # "stroke" marks the same vanished stroke and filled gap ...
+    assert torch.equal(damage_mask(eroded, clean, tolerance=1, forgive="stroke"), outline)
+    assert torch.equal(damage_mask(merged, two, tolerance=1, forgive="stroke"), filled)
+    # ... but a stroke dimmed all over, still ink, is judged as "moved" judges it: its dimmed
+    # pixels next to the clean glyph's grey outline are forgiven there, and marked by "outline"
+    soft = torch.zeros_like(clean)
+    soft[..., 2:14, 1:7] = 0.7  # an antialiased outline ...
+    soft[..., 2:14, 2:6] = 1.0  # ... around a stroke 4 px wide
+    dimmed = soft.clamp(max=0.7)  # the whole stroke at its outline's grey
+    moved_dim = damage_mask(dimmed, soft, tolerance=1, forgive="moved")
+    assert torch.equal(damage_mask(dimmed, soft, tolerance=1, forgive="stroke"), moved_dim)
+    assert int(moved_dim.sum()) == 12 * 2  # the two inner columns only
+    assert int(damage_mask(dimmed, soft, tolerance=1, forgive="outline").sum()) == 12 * 4
     with pytest.raises(ValueError, match="forgive"):
         damage_mask(eroded, clean, tolerance=1, forgive="shrunk")
 

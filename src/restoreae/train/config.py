@@ -100,8 +100,10 @@ class TrainSection:
     # damage_mask). 0: every changed pixel is marked.
     mask_tolerance: int = 0
     # What that tolerance forgives: "range" (a damaged value within the clean glyph's local range:
-    # outline moves and blurs), "moved" (a value the clean glyph holds nearby: moves only) or
-    # "outline" (moved, and the outline still there: a thin stroke erased whole stays damage).
+    # outline moves and blurs), "moved" (a value the clean glyph holds nearby: moves only),
+    # "outline" (moved, and the clean value still held nearby: a thin stroke erased whole and a
+    # stroke dimmed all over stay damage) or "stroke" (moved, unless a stroke or gap vanished:
+    # no ink, or no paper, left within the tolerance where the clean glyph has it).
     mask_forgive: str = "range"
     # How the forgiven pixels enter the mask loss: "intact" (supervised as not damaged: the model
     # learns to leave every light weight change alone) or "unsupervised" (left out of the BCE: the

@@ -135,8 +135,14 @@ DAMAGE_MASK_THRESHOLD = 0.06
 #: within the clean glyph's local range (outline moves and blurs); ``moved``, a damaged value that
 #: the clean glyph holds nearby (outline moves only: a blur's new grey levels stay marked);
 #: ``outline``, as ``moved`` and the clean value also held nearby by the damaged glyph (the
-#: outline moved and is still there: a stroke or gap no wider than 2r that vanished stays marked).
-MASK_FORGIVE = ("range", "moved", "outline")
+#: outline moved and is still there: a stroke or gap no wider than 2r that vanished stays marked,
+#: and so does a stroke dimmed all over); ``stroke``, as ``moved`` but a stroke (gap) of the clean
+#: glyph with no ink (paper) of the damaged glyph within r px stays marked (a dimmed stroke that is
+#: still ink is judged by ``moved`` alone).
+MASK_FORGIVE = ("range", "moved", "outline", "stroke")
+
+#: Ink level (float [0, 1]) that tells ink from paper for ``forgive="stroke"``.
+INK_LEVEL = 0.5
 
 #: How :func:`composite_mask_loss` supervises the pixels the tolerance forgives: ``intact``, as
 #: not damaged (mask target 0); ``unsupervised``, not at all (left to the output loss).
@@ -160,7 +166,11 @@ def damage_mask(
     ``forgive="outline"`` when, besides, the damaged glyph holds the clean value at most r pixels
     away: the outline moved but is still there. ``moved`` alone also forgives a stroke (or a gap
     between strokes) at most 2r px wide that the damage removed (filled) whole, since every pixel
-    of it has paper (ink) within r px in the clean glyph; ``outline`` marks it.
+    of it has paper (ink) within r px in the clean glyph; ``outline`` marks it, and also every
+    pixel whose clean level the damage left nowhere near (a blur's dimmed strokes, and so a real
+    hand's grey ink if it were taken for dimmed). ``forgive="stroke"`` marks only what vanished:
+    clean ink (above :data:`INK_LEVEL`) with no damaged ink within r px, clean paper with no
+    damaged paper within r px.
     """
     damaged, clean = damaged.float(), clean.float()
     if tolerance <= 0:
@@ -170,11 +180,16 @@ def damage_mask(
         hi = F.max_pool2d(clean, k, stride=1, padding=r)
         lo = -F.max_pool2d(-clean, k, stride=1, padding=r)
         return ((damaged > hi + threshold) | (damaged < lo - threshold)).float()
-    if forgive not in ("moved", "outline"):
+    if forgive not in ("moved", "outline", "stroke"):
         raise ValueError(f"forgive must be one of {MASK_FORGIVE}, got {forgive!r}")
     marked = _nearest_gap(damaged, clean, r) > threshold
     if forgive == "outline":
         marked |= _nearest_gap(clean, damaged, r) > threshold
+    elif forgive == "stroke":
+        near_ink = F.max_pool2d(damaged, k, stride=1, padding=r) > INK_LEVEL
+        near_paper = -F.max_pool2d(-damaged, k, stride=1, padding=r) <= INK_LEVEL
+        ink = clean > INK_LEVEL
+        marked |= (ink & ~near_ink) | (~ink & ~near_paper)
     return marked.float()
 
 
