@@ -180,7 +180,7 @@ def damage_mask(
         hi = F.max_pool2d(clean, k, stride=1, padding=r)
         lo = -F.max_pool2d(-clean, k, stride=1, padding=r)
         return ((damaged > hi + threshold) | (damaged < lo - threshold)).float()
-    if forgive not in ("moved", "outline", "stroke"):
+    if forgive not in MASK_FORGIVE:
         raise ValueError(f"forgive must be one of {MASK_FORGIVE}, got {forgive!r}")
     marked = _nearest_gap(damaged, clean, r) > threshold
     if forgive == "outline":
