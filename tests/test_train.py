@@ -228,6 +228,27 @@ def test_losses():
     assert float(total) == pytest.approx(sum(float(v) for v in parts.values()), rel=1e-6)
 
 
+def test_coarse_l1_forgives_a_stroke_drawn_off_its_place_not_one_left_out():
+    from restoreae.train.losses import l1_coarse_loss, l1_loss
+
+    target = torch.zeros(1, 1, 128, 128)
+    target[..., 40:42, 20:100] = 1.0  # a 2 px horizontal stroke
+    shifted = torch.zeros_like(target)
+    shifted[..., 41:43, 20:100] = 1.0  # drawn 1 px low
+    missing = torch.zeros_like(target)
+    far = torch.zeros_like(target)
+    far[..., 60:62, 20:100] = 1.0  # drawn 20 px low
+    # plain L1: a stroke drawn 1 px off costs half of leaving it out, 20 px off twice as much;
+    # the blurred L1 (sigma 2 px) costs leaving it out as L1 does, 1 px off under 0.4 of that
+    l1_missing = float(l1_loss(missing, target))
+    assert float(l1_loss(shifted, target)) == pytest.approx(l1_missing)
+    assert float(l1_coarse_loss(missing, target)) == pytest.approx(l1_missing, rel=1e-5)
+    assert float(l1_coarse_loss(shifted, target)) < 0.4 * l1_missing
+    assert float(l1_coarse_loss(far, target)) == pytest.approx(2 * l1_missing, rel=1e-5)
+    assert float(l1_coarse_loss(target, target)) == 0.0
+    assert parse_loss_spec("l1+0.2*ssim+l1_coarse")["l1_coarse"] == 1.0
+
+
 def test_ema_update():
     m = torch.nn.Linear(2, 1)
     with torch.no_grad():
