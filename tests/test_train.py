@@ -168,6 +168,10 @@ def test_config_overrides_are_yaml_typed(tiny_corpus, tmp_path):
         (lambda r: r["train"].update(val_damage=["op:blur", "op:blur"]), "train.val_damage"),
         (lambda r: r["train"].update(val_style="no-such-style"), "train.val_style"),
         (lambda r: r["data"].update(reference_style="no-such-style"), "data.reference_style"),
+        (
+            lambda r: r["data"].update(reference_fit=True, use_reference=False),
+            "data.reference_fit",
+        ),
     ],
 )
 def test_config_errors_name_key_and_file(tiny_corpus, tmp_path, mutate, needle):

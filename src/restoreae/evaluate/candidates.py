@@ -57,7 +57,8 @@ class GlyphRunner:
     ``(N, S, S)``, the restored glyph: the model's output, or for composite models (backend output
     ``(B, 2, S, S)`` = content, mask) ``mask · content + (1 − mask) · damaged`` as the model's own
     forward composes it. Inputs are scaled to
-    ``[0, 1]``; channel 1 is the reference glyph when the model takes 2 channels; glyphs are
+    ``[0, 1]``; channel 1 is the reference glyph when the model takes 2 channels (fitted to the
+    damaged glyph when the model's metadata says ``reference_fit``); glyphs are
     resized to the model's ``img_size`` (area down, bilinear up) and the output back to ``S``
     when they differ. Batches of ``batch_size``.
     """
@@ -67,6 +68,7 @@ class GlyphRunner:
         self.in_chans = int(backend.in_chans)
         self.img_size = int(backend.img_size)
         self.batch_size = max(1, int(batch_size))
+        self.reference_fit = (getattr(backend, "metadata", None) or {}).get("reference_fit")
 
     @staticmethod
     def _resize(stack: np.ndarray, size: int) -> np.ndarray:
@@ -88,6 +90,11 @@ class GlyphRunner:
                 x[:, 1] = reference[i:j] / np.float32(255.0)
             x = self._resize(x.reshape(-1, s, s), self.img_size)
             x = x.reshape(-1, self.in_chans, self.img_size, self.img_size)
+            if self.in_chans == 2 and self.reference_fit == "box":
+                from restoreae.data.reference_fit import fit_reference_np
+
+                for k in range(len(x)):
+                    x[k, 1] = fit_reference_np(x[k, 1], x[k, 0])
             y = self.backend(x)
             # composite models give (content, mask): compose them as the model's forward does
             y = y[:, 1] * y[:, 0] + (1.0 - y[:, 1]) * x[:, 0] if y.shape[1] == 2 else y[:, 0]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from restoreae.data.reference_fit import REFERENCE_FITS
 from restoreae.errors import DataError
 
 #: Largest square input side a model file may declare (pixels).
@@ -118,7 +119,8 @@ def check_metadata(meta: Any, source: str) -> dict[str, Any]:
     ``img_size`` 16–1024 and ``in_chans`` 1–2 (whole numbers), ``reference_font`` a string or
     null, ``reference_face_index`` 0–255, ``traditional`` / ``ema`` booleans, ``step`` /
     ``epoch`` / ``corpus_size`` / ``traditional_chars`` whole numbers ≥ 0 (or null), ``charset`` a string or null,
-    ``val_writers`` / ``test_writers`` lists of strings, ``val_*`` numbers. Other keys are kept
+    ``val_writers`` / ``test_writers`` lists of strings, ``val_*`` numbers, ``reference_fit`` one of
+    :data:`~restoreae.data.reference_fit.REFERENCE_FITS` or null. Other keys are kept
     but never read.
     """
     if not isinstance(meta, dict):
@@ -140,6 +142,9 @@ def check_metadata(meta: Any, source: str) -> dict[str, Any]:
         v = meta.get(key)
         if v is not None and (not isinstance(v, str) or len(v) > _TEXT_MAX or "\0" in v):
             raise _bad(source, "metadata", key, v, f"a string of at most {_TEXT_MAX} characters")
+    fit = meta.get("reference_fit")
+    if fit is not None and fit not in REFERENCE_FITS:
+        raise _bad(source, "metadata", "reference_fit", fit, f"one of {list(REFERENCE_FITS)}")
     for key in ("val_writers", "test_writers"):
         v = meta.get(key)
         if v is not None and (not isinstance(v, list) or not all(isinstance(x, str) for x in v)):

@@ -207,7 +207,8 @@ class Restorer:
     ) -> np.ndarray:
         """float32 (C, S, S) in [0, 1] for one prepared image.
 
-        Channel 1 (2-channel models) is the reference glyph of ``char``; it is left empty (zeros,
+        Channel 1 (2-channel models) is the reference glyph of ``char`` (fitted to the glyph's ink
+        box when the model was trained so: metadata ``reference_fit``); it is left empty (zeros,
         as in training's reference dropout) when ``char`` is None (with a one-time warning) or
         ``use_reference`` is False (silently).
         """
@@ -234,6 +235,10 @@ class Restorer:
                     )
             else:
                 x[1] = self.reference(char).astype(np.float32) / 255.0
+                if self.metadata.get("reference_fit") == "box":
+                    from restoreae.data.reference_fit import fit_reference_np
+
+                    x[1] = fit_reference_np(x[1], x[0])
         return x
 
     def run(self, batch: np.ndarray) -> np.ndarray:

@@ -122,6 +122,7 @@ def make_batch(
     style: Any = None,
     clean_fraction: float = 0.0,
     reference_style: Any = None,
+    reference_fit: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """Model input ``(B, 1|2, H, W)`` (damaged [+ reference]) and target ``(B, 1, H, W)``.
 
@@ -136,6 +137,8 @@ def make_batch(
     not to redraw a reference the damaged glyph contradicts.
     ``reference_style`` (a :class:`~restoreae.damage.style.StyleTransform`) restyles the
     reference, independently of the target (another hand's form of the same character).
+    With ``reference_fit``, the (restyled, possibly wrong) reference is then fitted to the damaged
+    glyph's ink box (:func:`~restoreae.data.reference_fit.fit_reference`), as restoration does.
     """
     clean = to_float(clean_u8, device, img_size)
     if style is not None:
@@ -154,6 +157,10 @@ def make_batch(
                 torch.rand(ref.shape[0], generator=generator, device=device) < reference_mismatch
             )
             ref = torch.where(wrong.view(-1, 1, 1, 1), ref.roll(1, dims=0), ref)
+        if reference_fit:
+            from restoreae.data.reference_fit import fit_reference
+
+            ref = fit_reference(ref, damaged)
         if reference_dropout > 0:
             keep = torch.rand(ref.shape[0], generator=generator, device=device) >= reference_dropout
             ref = ref * keep.view(-1, 1, 1, 1).to(ref.dtype)

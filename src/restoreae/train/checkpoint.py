@@ -106,8 +106,11 @@ def export_metadata(
     epoch: int,
     val: dict[str, float] | None,
     ema: bool,
+    reference_fit: str | None = None,
 ) -> dict[str, Any]:
-    """Metadata stored with exported weights (keys used by eval/restore: see ARCHITECTURE.md)."""
+    """Metadata stored with exported weights (keys used by eval/restore: see ARCHITECTURE.md).
+    ``reference_fit``: how the reference is fitted to the glyph before the model sees it
+    (``"box"``, :mod:`restoreae.data.reference_fit`), or None (as drawn)."""
     ref = manifest.get("reference") or {}
     meta: dict[str, Any] = {
         "img_size": int(img_size),
@@ -126,6 +129,8 @@ def export_metadata(
         "epoch": int(epoch),
         "ema": bool(ema),
     }
+    if reference_fit is not None:
+        meta["reference_fit"] = reference_fit
     if val:
         meta.update({f"val_{k}": float(v) for k, v in val.items()})
     return meta

@@ -47,6 +47,10 @@ class DataConfig:
     # reference becomes another hand's form of the same character, so the model takes from it
     # which character it is, not the exact shape of its strokes.
     reference_style: str | dict | None = None
+    # Fit the reference's ink box to the damaged glyph's (per axis scale and shift) before the
+    # model sees it, in training and at restore time (weights metadata ``reference_fit: box``);
+    # see restoreae.data.reference_fit.
+    reference_fit: bool = False
     # Synthetic writers: style transforms of the clean target (preset "writers", YAML path,
     # inline mapping, or None); see restoreae.damage.style.
     style: str | dict | None = None

@@ -59,6 +59,8 @@ def validate_config(cfg: TrainConfig, check_paths: bool = True) -> None:
         raise bad("data.reference_dropout", f"must be in [0, 1), got {d.reference_dropout}")
     if not 0.0 <= d.reference_mismatch < 1.0:
         raise bad("data.reference_mismatch", f"must be in [0, 1), got {d.reference_mismatch}")
+    if d.reference_fit and not d.use_reference:
+        raise bad("data.reference_fit", "needs data.use_reference: true (there is no reference)")
     if not 0.0 <= d.clean_fraction < 1.0:
         raise bad("data.clean_fraction", f"must be in [0, 1), got {d.clean_fraction}")
     for key, style in (

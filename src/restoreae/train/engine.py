@@ -197,6 +197,7 @@ def _micro_step(run: RunState, clean_u8: Tensor, ref_u8: Tensor, micro: int) -> 
         style=run.style,
         clean_fraction=cfg.data.clean_fraction,
         reference_style=run.reference_style,
+        reference_fit=cfg.data.reference_fit,
     )
     if t_cfg.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)

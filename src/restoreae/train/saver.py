@@ -79,6 +79,7 @@ class CheckpointSaver:
             epoch=progress.epoch,
             val=val,
             ema=self.ema is not None,
+            reference_fit="box" if self.config.get("data", {}).get("reference_fit") else None,
         )
 
     def ensure_last_weights(self, progress: Progress) -> None:

@@ -75,6 +75,7 @@ def build_val_set(cfg: TrainConfig, damage: Any, device: torch.device, style: An
             img_size=cfg.data.img_size,
             use_reference=cfg.data.use_reference,
             style=style,
+            reference_fit=cfg.data.reference_fit,
         )
         xs.append(x.cpu())
         ys.append(y.cpu())
