@@ -6,8 +6,9 @@ smaller than Noto Serif; a hand runs wide or tall). Before the reference reaches
 scaled and shifted, per axis, so that its ink box matches the glyph's — the box between the
 ``FIT_QUANTILE`` and ``1 − FIT_QUANTILE`` quantiles of the ink along each axis, robust to specks
 and to strokes the damage took away. On the quality suite's glyphs this brings the reference's ink
-closer to the clean glyph's: mean chamfer distance 2.67 → 2.02 px on held-out fonts at 128 px
-(docs/RESULTS.md, "The reference fitted to the glyph").
+closer to the clean glyph's: mean chamfer distance 2.66 → 1.92 px on held-out fonts at 128 px,
+real-dev calligraphy 3.24 → 2.82, handwriting 2.99 → 2.68 (``benchmarks/probe_reference_fit.py``;
+docs/RESULTS.md, "The reference fitted to the glyph").
 
 Training (:func:`restoreae.train.batches.make_batch`) and restoration
 (:meth:`restoreae.restore.api.Restorer.model_input`, the model-space evaluation) fit the same
