@@ -104,6 +104,8 @@ def test_restore_path_fits_the_reference_when_the_model_was_trained_so(tmp_path:
     raw = fit.reference("十").astype(np.float32) / 255.0
     assert np.allclose(x[1], fit_reference_np(raw, x[0]))
     assert not np.allclose(x[1], raw)
+    # what the compare panel and the demo show: the reference as the model saw it
+    assert np.array_equal(fit.model_reference(prep, "十"), np.rint(x[1] * 255).astype(np.uint8))
     plain = Restorer(_model(tmp_path, {}), backend="torch")
     assert np.allclose(plain.model_input(plain.prepare(img), char="十")[1], raw)
     with pytest.raises(DataError, match="reference_fit"):

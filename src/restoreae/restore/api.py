@@ -241,6 +241,11 @@ class Restorer:
                     x[1] = fit_reference_np(x[1], x[0])
         return x
 
+    def model_reference(self, prep: Prepared, char: str) -> np.ndarray:
+        """The reference of ``char`` as the model is given it for ``prep``: uint8 (S, S), white
+        on black — :meth:`reference`, fitted to the glyph when the model was trained so."""
+        return np.rint(self.model_input(prep, char)[1] * 255.0).astype(np.uint8)
+
     def run(self, batch: np.ndarray) -> np.ndarray:
         """The bare model: float32 (B, C, S, S) in [0, 1] → float32 (B, K, S, S) in [0, 1]
         (K = 1 restored glyph; K = 2 for composite models: content and restoration mask)."""

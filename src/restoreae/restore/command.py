@@ -399,7 +399,7 @@ def _write_compare(restorer, entry: _Ready, out: np.ndarray) -> None:
     """``NAME.compare.png``: input | reference (labelled with its form and font) | restored."""
     ref = None
     if entry.char is not None and restorer.uses_reference:
-        ref = to_input_polarity(restorer.reference(entry.char), entry.prep)
+        ref = to_input_polarity(restorer.model_reference(entry.prep, entry.char), entry.prep)
     label = entry.label or ("reference" if ref is not None else "no reference")
     if entry.source == "auto" and ref is None and not entry.label:
         label = "auto: none"

@@ -148,7 +148,7 @@ def demo_command(args: argparse.Namespace) -> int:
     from restoreae.models.weights import shipped_path
     from restoreae.restore.api import Restorer
     from restoreae.restore.files import save_image
-    from restoreae.restore.preprocess import load_image, prepare, to_input_polarity
+    from restoreae.restore.preprocess import load_image, to_input_polarity
 
     model = args.model
     if model is None and not shipped_path().is_file():
@@ -167,7 +167,8 @@ def demo_command(args: argparse.Namespace) -> int:
         save_image(restored, out_dir / "restored" / path.with_suffix(".png").name, "PNG")
         row = [grey, None, restored]
         if restorer.uses_reference:
-            row[1] = to_input_polarity(restorer.reference(char), prepare(grey, restorer.img_size))
+            prep = restorer.prepare(grey)
+            row[1] = to_input_polarity(restorer.model_reference(prep, char), prep)
             # The same model without the character (blank reference channel), as for an unknown
             # character: shows what the reference adds.
             with warnings.catch_warnings():
