@@ -81,6 +81,14 @@ def test_training_batch_fits_the_reference_to_the_damaged_glyph() -> None:
     assert not torch.allclose(fitted[:, 1:], plain[:, 1:])
 
 
+def test_weights_of_a_fitting_run_say_so() -> None:
+    from restoreae.train.checkpoint import export_metadata
+
+    kw = dict(img_size=SIZE, in_chans=2, manifest={}, step=1, epoch=0, val=None, ema=False)
+    assert export_metadata(**kw, reference_fit="box")["reference_fit"] == "box"
+    assert "reference_fit" not in export_metadata(**kw)
+
+
 def _model(tmp_path: Path, meta: dict) -> Path:
     from restoreae.models.io import save_model
     from restoreae.models.registry import create_model

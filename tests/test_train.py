@@ -242,7 +242,7 @@ def test_coarse_l1_forgives_a_stroke_drawn_off_its_place_not_one_left_out():
     missing = torch.zeros_like(target)
     far = torch.zeros_like(target)
     far[..., 60:62, 20:100] = 1.0  # drawn 20 px low
-    # plain L1: a stroke drawn 1 px off costs half of leaving it out, 20 px off twice as much;
+    # plain L1: a stroke drawn 1 px off costs as much as leaving it out, 20 px off twice as much;
     # the blurred L1 (sigma 2 px) costs leaving it out as L1 does, 1 px off under 0.4 of that
     l1_missing = float(l1_loss(missing, target))
     assert float(l1_loss(shifted, target)) == pytest.approx(l1_missing)

@@ -8,7 +8,7 @@ scaled and shifted, per axis, so that its ink box matches the glyph's — the bo
 and to strokes the damage took away. On the quality suite's glyphs this brings the reference's ink
 closer to the clean glyph's: mean chamfer distance 2.66 → 1.92 px on held-out fonts at 128 px,
 real-dev calligraphy 3.24 → 2.82, handwriting 2.99 → 2.68 (``benchmarks/probe_reference_fit.py``;
-docs/RESULTS.md, "The reference fitted to the glyph").
+docs/RESULTS.md, "Strokes with no trace").
 
 Training (:func:`restoreae.train.batches.make_batch`) and restoration
 (:meth:`restoreae.restore.api.Restorer.model_input`, the model-space evaluation) fit the same
@@ -17,7 +17,7 @@ way, to the *damaged* glyph, when the model's metadata says ``reference_fit: box
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -36,12 +36,13 @@ FIT_MIN_INK = 16
 REFERENCE_FITS = ("box",)
 
 
-def _axis_fit(ref_profile, glyph_profile, xp):  # noqa: ANN001, ANN202 (numpy or torch alike)
+def _axis_fit(ref_profile: Any, glyph_profile: Any, xp: Any) -> tuple[Any, Any]:
     """Per-sample ``(a, t)`` of one axis from ``(B, L)`` ink profiles: output pixel p samples the
     reference at ``a · p + t`` (pixel centres at whole numbers), so the reference's ink box (its
-    ``FIT_QUANTILE`` quantiles) lands on the glyph's."""
+    ``FIT_QUANTILE`` quantiles) lands on the glyph's. ``xp``: the ``numpy`` or ``torch`` module
+    (the profiles' kind), so that training and restoration compute the same fit."""
 
-    def box(profile):  # noqa: ANN001, ANN202
+    def box(profile: Any) -> tuple[Any, Any]:
         total = profile.sum(1, keepdims=True) if xp is np else profile.sum(1, keepdim=True)
         cdf = profile.cumsum(1) / xp.clip(total, 1e-6, None)
         lo = (cdf < FIT_QUANTILE).sum(1) * 1.0

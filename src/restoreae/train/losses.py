@@ -83,25 +83,16 @@ def edge_loss(pred: Tensor, target: Tensor, alpha: float = 4.0) -> Tensor:
 COARSE_SIGMA = 1 / 64
 
 
-def gaussian_blur(x: Tensor, sigma: float) -> Tensor:
-    """``(B, C, H, W)`` blurred by a Gaussian of ``sigma`` px (separable, 4·sigma reach, zeros
-    beyond the border: paper)."""
-    reach = max(1, round(4 * sigma))
-    t = torch.arange(-reach, reach + 1, device=x.device, dtype=x.dtype)
-    k = torch.exp(-0.5 * (t / sigma) ** 2)
-    k = k / k.sum()
-    c = x.shape[1]
-    x = F.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), padding=(0, reach), groups=c)
-    return F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), padding=(reach, 0), groups=c)
-
-
 @register_loss("l1_coarse")
 def l1_coarse_loss(pred: Tensor, target: Tensor) -> Tensor:
     """L1 of ``pred`` and ``target`` both blurred by a Gaussian of ``COARSE_SIGMA`` × their size.
     Where the right place of a stroke is uncertain (a stroke the damage erased without a trace,
     drawn after the reference), plain L1 is least when nothing is drawn; this term costs a stroke
     left out as much as ``l1`` does and one drawn a pixel off its place little."""
-    sigma = COARSE_SIGMA * min(pred.shape[-2], pred.shape[-1])
+    from restoreae.damage.torch_kernels import gaussian_blur
+
+    b = pred.shape[0]
+    sigma = torch.full((b,), COARSE_SIGMA * min(pred.shape[-2], pred.shape[-1]), device=pred.device)
     return F.l1_loss(gaussian_blur(pred, sigma), gaussian_blur(target, sigma))
 
 
